@@ -1,0 +1,38 @@
+"""The shared neuron core: dynamics, surrogates, layers, re-parameterization and op counting.
+
+Multi-step tensors are ``[T, B, ...]``. Nothing here imports ``spiknerf.nerf`` or
+``spiknerf.bench``.
+"""
+
+from spiknerf.neurons.accumulate import accumulate_linear
+from spiknerf.neurons.dynamics import LIFParameters, LIFState, lif_multistep, lif_step
+from spiknerf.neurons.layers import SpikeLinear, SpikeReadout, SpikingLinear, SpikingMLP
+from spiknerf.neurons.lif import BinaryLIF, LIFNeuron, SignedTernaryLIF, TernaryLIF, make_neuron
+from spiknerf.neurons.ops import E_AC_PJ, E_MAC_PJ, OpCount, count_ops
+from spiknerf.neurons.reparam import reparameterize
+from spiknerf.neurons.surrogate import SURROGATES, Surrogate, heaviside
+
+__all__ = [
+    "BinaryLIF",
+    "E_AC_PJ",
+    "E_MAC_PJ",
+    "LIFNeuron",
+    "LIFParameters",
+    "LIFState",
+    "OpCount",
+    "SURROGATES",
+    "SignedTernaryLIF",
+    "SpikeLinear",
+    "SpikeReadout",
+    "SpikingLinear",
+    "SpikingMLP",
+    "Surrogate",
+    "TernaryLIF",
+    "accumulate_linear",
+    "count_ops",
+    "heaviside",
+    "lif_multistep",
+    "lif_step",
+    "make_neuron",
+    "reparameterize",
+]

@@ -1,0 +1,128 @@
+"""Building blocks: linear synapses feeding spiking neurons over T steps.
+
+* :class:`SpikeLinear` is an ``nn.Linear`` whose input is spikes. The op counter
+  counts it in synaptic operations, and :func:`~spiknerf.neurons.reparam.reparameterize`
+  folds it. After folding it may run accumulate-only (``accumulate=True``).
+* :class:`SpikingLinear` is synapses followed by a neuron. An analog input
+  ``[B, in]`` is a constant current at every step: its product is computed once
+  and broadcast over T (and counted once). A ``[T, B, in]`` input is used step
+  by step.
+* :class:`SpikeReadout` is a non-spiking readout that averages over T.
+* :class:`SpikingMLP` chains them: analog input -> spiking hidden layers -> readout.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spiknerf.neurons.accumulate import accumulate_linear
+from spiknerf.neurons.lif import LIFNeuron, check_sequence, make_neuron
+
+
+def check_steps(T: int) -> int:
+    """T must be a positive integer."""
+    if int(T) != T or T < 1:
+        raise ValueError(f"T must be a positive integer (got {T})")
+    return int(T)
+
+
+class SpikeLinear(nn.Linear):
+    """A linear layer that reads spikes ``[..., in]``.
+
+    ``accumulate`` switches to the gather-and-add evaluation of a folded layer
+    (inputs in {-1, 0, 1}); it is set by ``reparameterize(..., accumulate=True)``.
+    """
+
+    accumulate: bool = False
+
+    def forward(self, s: Tensor) -> Tensor:
+        if self.accumulate:
+            return accumulate_linear(s, self.weight, self.bias)
+        return F.linear(s, self.weight, self.bias)
+
+
+class SpikingLinear(nn.Module):
+    """Synapses (``fc``) then a spiking neuron, over ``T`` steps.
+
+    ``forward(x, current=None)`` takes ``x`` as ``[B, in]`` (a constant analog
+    input: computed once, presented at every step) or ``[T, B, in]``, plus an
+    optional extra input current ``[B, out]`` or ``[T, B, out]`` (for example a
+    view-direction term computed elsewhere). It returns spikes ``[T, B, out]``.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        neuron: LIFNeuron | str = "ternary",
+        T: int = 2,
+        spike_input: bool = False,
+        bias: bool = True,
+        **neuron_kwargs,
+    ) -> None:
+        super().__init__()
+        self.T = check_steps(T)
+        self.spike_input = spike_input
+        linear = SpikeLinear if spike_input else nn.Linear
+        self.fc = linear(in_features, out_features, bias=bias)
+        self.neuron = make_neuron(neuron, **neuron_kwargs) if isinstance(neuron, str) else neuron
+
+    def forward(self, x: Tensor, current: Tensor | None = None) -> Tensor:
+        if x.dim() == 2 and not self.spike_input:
+            i = self.fc(x).expand(self.T, *x.shape[:-1], self.fc.out_features)
+        elif x.dim() == 3:
+            i = self.fc(x)
+        else:
+            want = "[T, B, in]" if self.spike_input else "[B, in] or [T, B, in]"
+            raise ValueError(f"x must be {want} (got shape {tuple(x.shape)})")
+        if current is not None:
+            i = i + current
+        return self.neuron(i)
+
+
+class SpikeReadout(nn.Module):
+    """Non-spiking readout: ``mean_t(W s[t] + b)`` over spikes ``[T, B, in]`` -> ``[B, out]``."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.fc = SpikeLinear(in_features, out_features, bias=bias)
+
+    def forward(self, s: Tensor) -> Tensor:
+        check_sequence(s, "s")
+        return self.fc(s).mean(0)
+
+
+class SpikingMLP(nn.Module):
+    """Analog input -> ``hidden_layers`` spiking layers of ``hidden_features`` -> readout averaged over T.
+
+    Input ``[B, in]`` (a constant current at every step) or ``[T, B, in]``;
+    output ``[B, out]``. Extra keyword arguments configure the neurons.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        out_features: int,
+        hidden_layers: int = 2,
+        neuron: str = "ternary",
+        T: int = 2,
+        **neuron_kwargs,
+    ) -> None:
+        super().__init__()
+        if hidden_layers < 1:
+            raise ValueError(f"hidden_layers must be >= 1 (got {hidden_layers})")
+        self.T = check_steps(T)
+        self.layers = nn.ModuleList(
+            SpikingLinear(in_features if k == 0 else hidden_features, hidden_features, neuron, T,
+                          spike_input=k > 0, **neuron_kwargs)
+            for k in range(hidden_layers)
+        )
+        self.readout = SpikeReadout(hidden_features, out_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        s = x
+        for layer in self.layers:
+            s = layer(s)
+        return self.readout(s)

@@ -1,0 +1,123 @@
+"""Neuron modules: multi-step LIF with binary, ternary or signed-ternary spikes.
+
+A module holds only constants and (optionally) a learnable threshold; it keeps no
+state between calls. Called on input currents ``[T, B, ...]`` it returns spikes
+of the same shape, starting from a zero membrane potential. ``step`` exposes the
+single-step form with explicit state.
+
+Learnable threshold (LTMD): with ``learnable_threshold=True`` the layer's
+threshold is ``θ = tanh(w)`` for one parameter ``w`` per layer, initialised so
+that θ starts at ``v_threshold`` (which must then be < 1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from spiknerf.neurons.dynamics import (
+    LIFParameters,
+    LIFState,
+    check_parameters,
+    lif_multistep,
+    lif_step,
+)
+from spiknerf.neurons.surrogate import Surrogate
+
+
+def check_sequence(x: Tensor, name: str = "x") -> None:
+    """A multi-step tensor must be ``[T, B, ...]`` with T >= 1."""
+    if x.dim() < 2:
+        raise ValueError(f"{name} must be a [T, B, ...] tensor (got shape {tuple(x.shape)})")
+    if x.shape[0] < 1:
+        raise ValueError(f"{name} must have T >= 1 time steps (got shape {tuple(x.shape)})")
+
+
+class LIFNeuron(nn.Module):
+    """Multi-step LIF neuron; see :mod:`spiknerf.neurons.dynamics` for the equations."""
+
+    kind: str = "binary"
+
+    def __init__(
+        self,
+        tau: float = 4.0,
+        v_threshold: float = 0.5,
+        surrogate: str = "atan",
+        alpha: float | None = None,
+        reset: str = "hard",
+        decay_input: bool = True,
+        detach_reset: bool = False,
+        learnable_threshold: bool = False,
+        delta_v: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.p = LIFParameters(self.kind, float(tau), float(delta_v), reset, decay_input, detach_reset)
+        check_parameters(self.p, v_threshold)
+        self.surrogate = Surrogate(surrogate, alpha)
+        self.v_threshold = float(v_threshold)
+        if learnable_threshold:
+            if v_threshold >= 1:
+                raise ValueError(f"v_threshold must be < 1 with learnable_threshold (θ = tanh(w)); got {v_threshold}")
+            self.threshold_weight = nn.Parameter(torch.tensor(math.atanh(v_threshold)))
+        else:
+            self.threshold_weight = None
+
+    @property
+    def threshold(self) -> Tensor | float:
+        """θ: ``tanh(w)`` when learnable, else the constant ``v_threshold``."""
+        if self.threshold_weight is None:
+            return self.v_threshold
+        return torch.tanh(self.threshold_weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_sequence(x)
+        return lif_multistep(x, self.p, self.threshold, self.surrogate)
+
+    def step(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
+        """One time step on ``[B, ...]`` input; ``state=None`` starts from V = 0."""
+        if state is None:
+            state = LIFState(torch.zeros_like(x))
+        return lif_step(x, state, self.p, self.threshold, self.surrogate)
+
+    def extra_repr(self) -> str:
+        learn = ", learnable_threshold" if self.threshold_weight is not None else ""
+        return (f"tau={self.p.tau}, v_threshold={self.v_threshold}, reset={self.p.reset}, "
+                f"surrogate={self.surrogate.name}{learn}")
+
+
+class BinaryLIF(LIFNeuron):
+    """LIF neuron with spikes in {0, 1}."""
+
+    kind = "binary"
+
+
+class TernaryLIF(LIFNeuron):
+    """Spik-NeRF ternary neuron: fires 1 at θ and 2 at θ + Δv, hard reset (τ=4, θ=0.5, Δv=1)."""
+
+    kind = "ternary"
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", delta_v={self.p.delta_v}"
+
+
+class SignedTernaryLIF(LIFNeuron):
+    """Ternary Spike (AAAI 2024): fires +1 at H >= θ and -1 at H <= -θ."""
+
+    kind = "signed_ternary"
+
+
+NEURONS: dict[str, type[LIFNeuron]] = {
+    "binary": BinaryLIF,
+    "ternary": TernaryLIF,
+    "signed_ternary": SignedTernaryLIF,
+}
+
+
+def make_neuron(kind: str, **kwargs) -> LIFNeuron:
+    """A neuron module by name: ``binary``, ``ternary`` or ``signed-ternary``."""
+    key = kind.replace("-", "_")
+    if key not in NEURONS:
+        raise ValueError(f"neuron must be one of binary, ternary, signed-ternary (got {kind!r})")
+    return NEURONS[key](**kwargs)
