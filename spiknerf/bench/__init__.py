@@ -1,0 +1,1 @@
+"""Classification and temporal benchmarks built on :mod:`spiknerf.neurons` only."""
