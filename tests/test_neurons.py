@@ -1,0 +1,186 @@
+"""The shared neuron core: hand-computed spike trains, gradients, reparameterization, op counts, validation."""
+
+import pytest
+import torch
+
+from spiknerf.neurons import (
+    SURROGATES,
+    BinaryLIF,
+    LIFState,
+    SignedTernaryLIF,
+    SpikingLinear,
+    SpikingMLP,
+    TernaryLIF,
+    accumulate_linear,
+    count_ops,
+    make_neuron,
+    reparameterize,
+)
+
+
+def seq(*values):
+    return torch.tensor(values, dtype=torch.float32).reshape(-1, 1)
+
+
+def test_binary_lif_hand_computed():
+    # tau=2: H = V/2 + X/2; fire at H >= 1; hard reset to 0
+    # H: 1 -> fire; 1 -> fire; 0.25 (V=0.25); 0.125 + 2 = 2.125 -> fire
+    s = BinaryLIF(tau=2.0, v_threshold=1.0)(seq(2, 2, 0.5, 4))
+    assert s.flatten().tolist() == [1, 1, 0, 1]
+
+
+def test_ternary_lif_hand_computed():
+    # tau=4, θ=0.5, Δv=1: H = 0.75 V + 0.25 X; 1 at H >= 0.5, 2 at H >= 1.5
+    # H: 0.25 (V=0.25); 0.1875 + 0.75 = 0.9375 -> 1; 2.0 -> 2; 0 -> 0
+    s = TernaryLIF()(seq(1, 3, 8, 0))
+    assert s.flatten().tolist() == [0, 1, 2, 0]
+
+
+def test_signed_ternary_lif_hand_computed():
+    # tau=2, θ=1: H: 1 -> +1; -1 -> -1; -0.5 (V=-0.5); -0.25 + 2 = 1.75 -> +1
+    s = SignedTernaryLIF(tau=2.0, v_threshold=1.0)(seq(2, -2, -1, 4))
+    assert s.flatten().tolist() == [1, -1, 0, 1]
+
+
+def test_soft_reset_keeps_the_excess():
+    # tau=2, no input decay: H = 0.5 V + X; soft reset subtracts θ=1
+    # H: 1.5 -> fire, V=0.5; 0.25 + 1 = 1.25 -> fire, V=0.25; 0.125 -> 0
+    s = BinaryLIF(tau=2.0, v_threshold=1.0, reset="soft", decay_input=False)(seq(1.5, 1, 0))
+    assert s.flatten().tolist() == [1, 1, 0]
+
+
+def loop_form(neuron, x):
+    """Reference: the pure step function unrolled by autograd."""
+    state, out = LIFState(torch.zeros_like(x[0])), []
+    for t in range(x.shape[0]):
+        s, state = neuron.step(x[t], state)
+        out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("kind", ["binary", "ternary", "signed_ternary"])
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("detach_reset", [False, True])
+def test_fused_multistep_matches_step_function(kind, reset, detach_reset):
+    torch.manual_seed(0)
+    neuron = make_neuron(kind, reset=reset, detach_reset=detach_reset, learnable_threshold=True,
+                         surrogate="sigmoid")
+    x = (torch.randn(6, 5, 7) * 1.5).requires_grad_()
+    w = torch.randn(6, 5, 7)
+    fused = neuron(x)
+    (fused * w).sum().backward()
+    gx, gth = x.grad.clone(), neuron.threshold_weight.grad.clone()
+    x.grad = None
+    neuron.threshold_weight.grad = None
+    looped = loop_form(neuron, x)
+    (looped * w).sum().backward()
+    assert torch.equal(fused, looped)
+    torch.testing.assert_close(gx, x.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(gth, neuron.threshold_weight.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("surrogate", SURROGATES)
+@pytest.mark.parametrize("neuron", ["binary", "ternary", "signed-ternary"])
+def test_gradients_reach_inputs_and_parameters(surrogate, neuron):
+    torch.manual_seed(1)
+    model = SpikingMLP(4, 16, 3, hidden_layers=2, neuron=neuron, T=3, surrogate=surrogate)
+    x = torch.randn(8, 4, requires_grad=True) * 4
+    x.retain_grad()
+    model(x).square().sum().backward()
+    assert x.grad.abs().sum() > 0
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert model.layers[0].fc.weight.grad.abs().sum() > 0
+
+
+def test_learnable_threshold_is_tanh_of_a_parameter():
+    n = TernaryLIF(v_threshold=0.3, learnable_threshold=True)
+    assert float(n.threshold.detach()) == pytest.approx(0.3)
+    n(torch.randn(4, 2, 3) * 3).sum().backward()
+    assert n.threshold_weight.grad is not None
+
+
+def folded_test_model(T=2):
+    torch.manual_seed(2)
+    model = SpikingMLP(6, 32, 5, hidden_layers=4, neuron="ternary", T=T)
+    with torch.no_grad():  # make every layer fire at a mix of 0, 1 and 2
+        for layer in model.layers:
+            layer.fc.weight.mul_(6.0)
+    return model
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("static", [True, False])
+def test_reparameterized_model_equals_training_form(accumulate, static):
+    model = folded_test_model(T=3)
+    x = torch.randn(200, 6) if static else torch.randn(3, 200, 6)
+    folded = reparameterize(model, accumulate=accumulate)
+    with torch.no_grad():
+        ref, out = model(x), folded(x)
+        spikes = model.layers[1](model.layers[0](x))
+    assert set(spikes.unique().tolist()) == {0.0, 1.0, 2.0}
+    assert (out - ref).abs().max() <= 1e-5
+    assert not any(getattr(m, "accumulate", False) for m in model.modules())  # original untouched
+
+
+def test_accumulate_linear_adds_weight_columns():
+    w = torch.tensor([[1.0, 2.0, 4.0], [8.0, 16.0, 32.0]])
+    s = torch.tensor([[1.0, 0.0, -1.0], [-1.0, -1.0, 1.0]])
+    out = accumulate_linear(s, w, torch.tensor([0.5, 0.25]))
+    assert out.tolist() == [[1 - 4 + 0.5, 8 - 32 + 0.25], [-1 - 2 + 4 + 0.5, -8 - 16 + 32 + 0.25]]
+    with pytest.raises(ValueError, match="-1, 0 and 1"):
+        accumulate_linear(torch.tensor([[2.0, 0.0, 0.0]]), w)
+
+
+def test_reparameterize_rejects_non_ternary_models():
+    with pytest.raises(ValueError, match="ternary"):
+        reparameterize(SpikingMLP(3, 4, 2, neuron="binary"))
+
+
+def hand_count_model():
+    """in 3 -> 4 ternary -> 4 ternary -> 2; layer 0 always fires 1, layer 1 never fires."""
+    model = SpikingMLP(3, 4, 2, hidden_layers=2, neuron="ternary", T=2)
+    with torch.no_grad():
+        model.layers[0].fc.weight.fill_(1.0)  # current 3 -> H = 0.75 each step -> spike 1, reset
+        model.layers[0].fc.bias.zero_()
+        model.layers[1].fc.weight.zero_()
+        model.layers[1].fc.bias.zero_()
+    return model
+
+
+def test_count_ops_matches_hand_count():
+    model = hand_count_model()
+    ops = count_ops(model, torch.ones(1, 3))
+    # layer 0 reads the analog input once: 3 x 4 MACs; layer 1 reads 2 steps x 4 spikes, fan-out 4;
+    # the readout reads no spikes
+    assert ops.macs == 12
+    assert ops.sops == 2 * 4 * 4
+    assert ops.energy_pj == pytest.approx(12 * 4.6 + 32 * 0.9)
+    assert ops.firing_rate == {"layers.0.neuron": 1.0, "layers.1.neuron": 0.0}
+    folded = count_ops(reparameterize(model), torch.ones(1, 3))
+    # folded spikes s - 1: layer 0's ones cost nothing; layer 1's zeros (-1) cost 2 steps x 4 x 2 at the readout
+    assert folded.macs == 12 and folded.sops == 16
+    half = count_ops(model, torch.ones(2, 3), e_mac=1.0, e_ac=0.5)
+    assert half.energy_pj_per_sample == pytest.approx(12 * 1.0 + 32 * 0.5)
+
+
+@pytest.mark.parametrize(
+    ("make", "name"),
+    [
+        (lambda: BinaryLIF(tau=0), "tau"),
+        (lambda: TernaryLIF(tau=-2), "tau"),
+        (lambda: TernaryLIF(v_threshold=0), "v_threshold"),
+        (lambda: BinaryLIF(v_threshold=-1), "v_threshold"),
+        (lambda: TernaryLIF(delta_v=0), "delta_v"),
+        (lambda: SpikingLinear(3, 4, T=0), "T"),
+        (lambda: SpikingMLP(3, 4, 2, T=-1), "T"),
+        (lambda: BinaryLIF(surrogate="nope"), "surrogate"),
+        (lambda: make_neuron("quaternary"), "neuron"),
+        (lambda: BinaryLIF()(torch.ones(5)), "x"),
+        (lambda: SpikingLinear(3, 4)(torch.ones(5)), "x"),
+        (lambda: SpikingLinear(3, 4, spike_input=True)(torch.ones(2, 3)), "x"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_them(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()
