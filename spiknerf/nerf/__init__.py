@@ -1,0 +1,1 @@
+"""Neural radiance fields: scenes and rays, sampler, fields, rendering, distillation, training, evaluation."""

@@ -1,0 +1,68 @@
+"""Load a scene from disk: detect its format from the folder's contents, then read it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spiknerf.errors import InputError
+from spiknerf.nerf.data import blender, llff, ngp, npz
+from spiknerf.nerf.data.cache import user_cache_dir
+from spiknerf.nerf.data.scene import BACKGROUNDS, Scene
+
+LOADERS = {
+    "blender": blender.load_blender,
+    "ngp": ngp.load_ngp,
+    "llff": llff.load_llff,
+    "npz": npz.load_npz,
+}
+FORMATS: tuple[str, ...] = tuple(LOADERS)
+
+
+def detect_format(path: Path) -> tuple[str, Path]:
+    """(format, what to load): a ``.npz`` file, or a folder recognised by its files.
+
+    Checked in order: ``transforms_<split>.json`` (Blender), ``transforms.json``
+    (instant-ngp / nerfstudio), ``poses_bounds.npy`` (LLFF), a single ``.npz``.
+    """
+    if not path.exists():
+        raise InputError(f"scene {path} does not exist")
+    if path.is_file():
+        if path.suffix == ".npz":
+            return "npz", path
+        raise InputError(f"scene {path} is a file but not a .npz; pass a scene folder or a tiny-NeRF .npz")
+    if blender.is_blender(path):
+        return "blender", path
+    if (path / ngp.FILENAME).is_file():
+        return "ngp", path
+    if (path / llff.FILENAME).is_file():
+        return "llff", path
+    archives = sorted(path.glob("*.npz"))
+    if len(archives) == 1:
+        return "npz", archives[0]
+    if len(archives) > 1:
+        names = ", ".join(p.name for p in archives)
+        raise InputError(f"scene {path} holds several .npz files ({names}); pass one of them")
+    raise InputError(
+        f"scene {path}: no recognisable format (expected transforms_train.json for Blender, "
+        "transforms.json for instant-ngp / nerfstudio, poses_bounds.npy for LLFF, or a tiny-NeRF .npz)"
+    )
+
+
+def load_scene(
+    path: str | Path,
+    downscale: int = 1,
+    background: str = "white",
+    cache_dir: str | Path | None = None,
+) -> Scene:
+    """Read a scene, with images shrunk ``downscale`` times; raises InputError on any bad input.
+
+    Downscaled images are cached under ``cache_dir`` (the user cache dir when
+    None), never beside the data.
+    """
+    if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
+        raise InputError(f"--downscale must be an integer >= 1 (got {downscale!r})")
+    if background not in BACKGROUNDS:
+        raise InputError(f"background must be one of {', '.join(BACKGROUNDS)} (got {background!r})")
+    fmt, target = detect_format(Path(path).expanduser())
+    cache = Path(cache_dir) if cache_dir is not None else user_cache_dir()
+    return LOADERS[fmt](target, downscale, cache, background)

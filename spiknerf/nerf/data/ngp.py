@@ -1,0 +1,128 @@
+"""instant-ngp / nerfstudio scenes: one ``transforms.json``.
+
+Intrinsics ``fl_x, fl_y, cx, cy, w, h`` are read per frame, falling back to the
+top level (nerfstudio writes them once; instant-ngp either way);
+``camera_angle_x`` / ``camera_angle_y`` stand in for missing focal lengths, and
+the image size for a missing ``w`` / ``h``. The frames form one set of views, so
+every 8th is held out for test.
+
+Bounds follow instant-ngp, which maps a world point ``p`` to ``p * scale + offset``
+(defaults 0.33 and 0.5) and marches in the unit cube grown ``aabb_scale`` times
+about its centre: the box here is that cube in world coordinates, and near/far
+span the box as seen from every camera.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spiknerf.errors import InputError
+from spiknerf.nerf.data.frames import frame_image, frame_list, frame_poses, number, read_json
+from spiknerf.nerf.data.images import load_image_files
+from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, make_split, scale_intrinsics
+from spiknerf.nerf.rays import focal_from_fov
+
+FILENAME = "transforms.json"
+NGP_SCALE, NGP_OFFSET = 0.33, 0.5
+UNSUPPORTED_MODELS = ("OPENCV_FISHEYE", "FISHEYE", "EQUIRECTANGULAR")
+DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+
+
+def _lookup(frame: dict[str, Any], meta: dict[str, Any], key: str, path: Path, i: int) -> float | None:
+    """A per-frame value, else the top-level one, else None."""
+    value = number(frame, key, path, f"frame {i}: ")
+    return value if value is not None else number(meta, key, path)
+
+
+def frame_intrinsics(
+    frame: dict[str, Any], meta: dict[str, Any], path: Path, i: int, image_size: tuple[int, int]
+) -> np.ndarray:
+    """(fx, fy, cx, cy) of frame ``i`` for images of ``image_size = (H, W)``.
+
+    Values are given for the frame's declared ``w`` x ``h`` (the image size when
+    not declared) and rescaled to the actual images.
+    """
+    H, W = image_size
+    w = _lookup(frame, meta, "w", path, i) or W
+    h = _lookup(frame, meta, "h", path, i) or H
+    fx = _lookup(frame, meta, "fl_x", path, i)
+    fy = _lookup(frame, meta, "fl_y", path, i)
+    if fx is None:
+        angle_x = _lookup(frame, meta, "camera_angle_x", path, i)
+        fx = focal_from_fov(w, angle_x) if angle_x is not None else None
+    if fy is None:
+        angle_y = _lookup(frame, meta, "camera_angle_y", path, i)
+        fy = focal_from_fov(h, angle_y) if angle_y is not None else fx
+    if fx is None:
+        raise InputError(f"{path}: frame {i}: no focal length (fl_x or camera_angle_x)")
+    if fx <= 0 or fy <= 0:
+        raise InputError(f"{path}: frame {i}: focal lengths must be positive (got {fx}, {fy})")
+    cx = _lookup(frame, meta, "cx", path, i)
+    cy = _lookup(frame, meta, "cy", path, i)
+    declared = np.array([fx, fy, w / 2 if cx is None else cx, h / 2 if cy is None else cy])
+    return scale_intrinsics(declared, (h, w), (H, W))
+
+
+def ngp_box(meta: dict[str, Any], path: Path) -> np.ndarray:
+    """instant-ngp's marching box in world coordinates, ``[6]``."""
+    scale = number(meta, "scale", path) or NGP_SCALE
+    k = number(meta, "aabb_scale", path) or 1.0
+    offset = meta.get("offset", [NGP_OFFSET] * 3)
+    try:
+        offset = np.array(offset, dtype=np.float64).reshape(3)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: offset must be 3 numbers (got {offset!r})") from None
+    lo = (0.5 - k / 2 - offset) / scale
+    hi = (0.5 + k / 2 - offset) / scale
+    return np.concatenate([lo, hi])
+
+
+def box_distances(centres: np.ndarray, aabb: np.ndarray) -> tuple[float, float]:
+    """Smallest distance from any camera centre to the box (0 inside), largest to a box corner."""
+    lo, hi = aabb[:3], aabb[3:]
+    outside = np.maximum(np.maximum(lo - centres, centres - hi), 0.0)
+    farthest = np.maximum(np.abs(centres - lo), np.abs(centres - hi))
+    return float(np.linalg.norm(outside, axis=1).min()), float(np.linalg.norm(farthest, axis=1).max())
+
+
+def load_ngp(folder: Path, downscale: int, cache_dir: Path, background: str) -> Scene:
+    """A ``transforms.json`` scene."""
+    path = folder / FILENAME
+    meta = read_json(path)
+    model = meta.get("camera_model", "OPENCV")
+    if model in UNSUPPORTED_MODELS:
+        raise InputError(f"{path}: camera_model {model} is not supported (pinhole cameras only)")
+    frames = frame_list(meta, path)
+    files = [frame_image(folder, f, i, path) for i, f in enumerate(frames)]
+    names = [str(p.relative_to(folder)) for p in files]
+    c2w = frame_poses(frames, names, path)
+    order = holdout_order(len(frames))
+    files, names, c2w = [files[i] for i in order], [names[i] for i in order], c2w[order]
+    stack = load_image_files(files, downscale, cache_dir, f"{folder.name}-all")
+    intrinsics = np.stack([frame_intrinsics(frames[i], meta, path, i, stack.source_size) for i in order])
+    intrinsics = scale_intrinsics(intrinsics, stack.source_size, stack.images.shape[1:3])
+    train, test, holdout_note = hold_out(make_split(stack.images, c2w, intrinsics, names), "one set of views")
+    aabb = ngp_box(meta, path)
+    near, far = box_distances(c2w[:, :3, 3].astype(np.float64), aabb)
+    notes = [holdout_note, "bounds: instant-ngp's box (scale, offset, aabb_scale); near/far span it from the cameras"]
+    distorted = [k for k in DISTORTION_KEYS if any(_lookup(f, meta, k, path, i) for i, f in enumerate(frames))]
+    if distorted:
+        notes.append(f"lens distortion ({', '.join(distorted)}) ignored: rays are pinhole")
+    notes += [stack.note] if stack.note else []
+    return Scene(
+        name=folder.name,
+        format="ngp",
+        splits={"train": train, "test": test},
+        aabb=torch.tensor(aabb, dtype=torch.float32),
+        near=near,
+        far=far,
+        background=background,
+        ndc=False,
+        notes=notes,
+        path=folder,
+        downscale=downscale,
+    )

@@ -1,0 +1,98 @@
+"""Ray generation: pinhole, principal point, pixel centres, OpenGL convention, NDC."""
+
+import math
+
+import pytest
+import torch
+
+from spiknerf.nerf.rays import camera_rays, focal_from_fov, look_at, pixel_rays, to_ndc
+
+
+def test_pixel_ray_matches_hand_computation():
+    c2w = torch.eye(4)
+    c2w[:3, 3] = torch.tensor([1.0, 2.0, 3.0])
+    intrinsics = torch.tensor([10.0, 20.0, 4.0, 3.0])  # fx, fy, cx, cy
+    o, d = pixel_rays(c2w, intrinsics, torch.tensor([3]), torch.tensor([2]))
+    # pixel (3, 2) has its centre at (3.5, 2.5): ((3.5 - 4) / 10, -(2.5 - 3) / 20, -1)
+    expected = torch.tensor([-0.05, 0.025, -1.0])
+    assert torch.allclose(o, torch.tensor([[1.0, 2.0, 3.0]]))
+    assert torch.allclose(d, (expected / expected.norm())[None], atol=1e-6)
+
+
+def test_opengl_axes_for_a_camera_looking_along_x():
+    c2w = look_at(torch.zeros(3), torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 0.0, 1.0]))
+    intrinsics = torch.tensor([8.0, 8.0, 8.0, 8.0])  # 16 x 16 image, principal point at its centre
+    # fractional indices 7.5 put the ray exactly through the principal point
+    _, centre = pixel_rays(c2w, intrinsics, torch.tensor([7.5]), torch.tensor([7.5]))
+    _, right = pixel_rays(c2w, intrinsics, torch.tensor([15]), torch.tensor([7.5]))
+    _, top = pixel_rays(c2w, intrinsics, torch.tensor([7.5]), torch.tensor([0]))
+    assert torch.allclose(centre, torch.tensor([[1.0, 0.0, 0.0]]), atol=1e-6)
+    assert right[0, 1] < 0 and abs(right[0, 2]) < 1e-6  # image right is world -y for this camera
+    assert top[0, 2] > 0  # image top is world up
+
+
+def test_ray_through_a_projected_point_passes_through_it():
+    gen = torch.Generator().manual_seed(0)
+    n = 64
+    eyes = torch.randn(n, 3, generator=gen) * 3
+    c2w = torch.stack([look_at(e, torch.zeros(3), torch.tensor([0.0, 0.0, 1.0])) for e in eyes])
+    intrinsics = torch.tensor([50.0, 40.0, 31.0, 22.0]).expand(n, 4)
+    points = torch.randn(n, 3, generator=gen) * 0.3
+    cam = torch.einsum("nji,nj->ni", c2w[:, :3, :3], points - c2w[:, :3, 3])  # R^T (p - t)
+    fx, fy, cx, cy = intrinsics.unbind(-1)
+    u = fx * cam[:, 0] / -cam[:, 2] + cx
+    v = -fy * cam[:, 1] / -cam[:, 2] + cy
+    o, d = pixel_rays(c2w, intrinsics, u - 0.5, v - 0.5)
+    miss = torch.linalg.cross(points - o, d).norm(dim=-1)
+    assert miss.max() < 1e-4
+    assert torch.allclose(d.norm(dim=-1), torch.ones(n), atol=1e-6)
+
+
+def test_one_camera_broadcasts_like_per_ray_cameras():
+    c2w = look_at(torch.tensor([1.0, 2.0, 3.0]), torch.zeros(3), torch.tensor([0.0, 0.0, 1.0]))
+    intrinsics = torch.tensor([10.0, 10.0, 5.0, 5.0])
+    xs, ys = torch.arange(10), torch.arange(10).flip(0)
+    o1, d1 = pixel_rays(c2w, intrinsics, xs, ys)
+    o2, d2 = pixel_rays(c2w.expand(10, 4, 4), intrinsics.expand(10, 4), xs, ys)
+    assert torch.equal(o1, o2) and torch.allclose(d1, d2)
+
+
+def test_look_at_is_a_rigid_transform_looking_down_minus_z():
+    eye, target = torch.tensor([2.0, -1.0, 3.0]), torch.tensor([0.5, 0.0, 0.0])
+    c2w = look_at(eye, target, torch.tensor([0.0, 0.0, 1.0]))
+    r = c2w[:3, :3]
+    assert torch.allclose(r.T @ r, torch.eye(3), atol=1e-6)
+    assert torch.linalg.det(r) == pytest.approx(1.0, abs=1e-6)
+    forward = -c2w[:3, 2]
+    assert torch.allclose(forward, (target - eye) / (target - eye).norm(), atol=1e-6)
+
+
+def test_focal_from_fov():
+    assert focal_from_fov(100, math.pi / 2) == pytest.approx(50.0)
+
+
+def test_ndc_maps_points_along_a_ray_onto_the_ndc_ray():
+    W, H, fx, fy, near = 16, 12, 20.0, 18.0, 1.0
+    o = torch.tensor([[0.1, -0.2, 0.3]])
+    d = torch.tensor([[0.2, 0.1, -1.0]])
+    d = d / d.norm()
+    o_ndc, d_ndc = to_ndc(o, d, fx, fy, W, H, near)
+    assert o_ndc[0, 2] == pytest.approx(-1.0)  # the origin moves to the near plane
+    for s in (2.0, 5.0, 50.0):
+        p = o[0] + s * d[0]
+        q = torch.stack([-2 * fx / W * p[0] / p[2], -2 * fy / H * p[1] / p[2], 1 + 2 * near / p[2]])
+        t = (q[2] - o_ndc[0, 2]) / d_ndc[0, 2]
+        assert 0 <= t <= 1
+        assert torch.allclose(o_ndc[0] + t * d_ndc[0], q, atol=1e-5)
+
+
+def test_camera_rays_adds_world_view_directions_only_for_ndc():
+    c2w = torch.eye(4)
+    intrinsics = torch.tensor([20.0, 20.0, 8.0, 6.0])
+    xs, ys = torch.tensor([0, 5, 15]), torch.tensor([0, 7, 11])
+    o, d = pixel_rays(c2w, intrinsics, xs, ys)
+    o1, d1, vd = camera_rays(c2w, intrinsics, xs, ys, 16, 12, ndc=False)
+    assert vd is None and torch.equal(o1, o) and torch.equal(d1, d)
+    o2, d2, vd = camera_rays(c2w, intrinsics, xs, ys, 16, 12, ndc=True)
+    o_ndc, d_ndc = to_ndc(o, d, 20.0, 20.0, 16, 12)
+    assert torch.allclose(o2, o_ndc) and torch.allclose(d2, d_ndc) and torch.equal(vd, d)
