@@ -3,8 +3,8 @@
 Each job lives in its own module as a small config dataclass plus ``main(cfg)``;
 this file only turns dataclass fields into command-line options and maps bad
 input (:class:`spiknerf.errors.InputError`) to one ``error: ...`` line and exit 2.
-Field metadata may carry ``help``, ``choices``, ``flag`` (an alternative option
-name such as ``--no-kd``) and ``positional``.
+Field metadata may carry ``help``, ``choices`` and ``flag`` (an alternative
+option name such as ``--no-kd``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,21 @@ from collections.abc import Sequence
 
 from spiknerf.errors import InputError
 
-# command path -> (module, config class name); modules are imported on use so
-# that `spiknerf bench ...` does not pay for the NeRF stack and vice versa.
+# command path -> (module, config class name); a job's module is imported only
+# when that job runs, so `spiknerf bench ...` does not pay for the NeRF stack.
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("spiknerf.nerf.train", "TrainConfig"),
     ("render",): ("spiknerf.nerf.video", "RenderConfig"),
     ("eval",): ("spiknerf.nerf.evaluate", "EvalConfig"),
     ("bench", "classify"): ("spiknerf.bench.classify", "ClassifyConfig"),
     ("bench", "temporal"): ("spiknerf.bench.temporal", "TemporalConfig"),
+}
+SUMMARIES: dict[tuple[str, ...], str] = {
+    ("train",): "train the teacher and the spiking student, evaluate, render a video",
+    ("render",): "render a video of novel views from a run",
+    ("eval",): "evaluate a run on its test split and write metrics.json",
+    ("bench", "classify"): "classification benchmarks of SNN neurons and training methods",
+    ("bench", "temporal"): "temporal benchmarks with heterogeneous synapses",
 }
 
 
@@ -48,12 +55,14 @@ def _option_type(tp: object) -> tuple[type, bool]:
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one option per field of the dataclass ``cls``."""
+    """Add one option per field of the dataclass ``cls``; fields without a default are required."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp, _ = _option_type(hints[f.name])
         meta = dict(f.metadata)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else (
+            f.default if f.default is not dataclasses.MISSING else f.default_factory())  # type: ignore[misc]
         name = "--" + f.name.replace("_", "-")
         help_text = meta.get("help", "")
         if tp is bool:
@@ -65,46 +74,52 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
                 parser.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction,
                                     default=default, help=help_text)
             continue
-        kwargs = dict(type=tp, default=default, help=f"{help_text} (default: {default})".strip())
+        kwargs: dict[str, typing.Any] = dict(type=tp, help=help_text if required else
+                                             f"{help_text} (default: {default})".strip())
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
-        if meta.get("positional"):
-            parser.add_argument(f.name, **kwargs)
+        if required:
+            kwargs["required"] = True
         else:
-            parser.add_argument(name, dest=f.name, **kwargs)
+            kwargs["default"] = default
+        parser.add_argument(name, dest=f.name, **kwargs)
 
 
-def _build_parser() -> tuple[argparse.ArgumentParser, dict[tuple[str, ...], type]]:
+def _top_parser() -> argparse.ArgumentParser:
+    """The command list, without any job's options (those load with the job)."""
     parser = _Parser(prog="spiknerf", description="Spiking neural radiance fields and SNN benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     groups: dict[str, argparse._SubParsersAction] = {}
-    configs: dict[tuple[str, ...], type] = {}
-    for path, (module_name, cls_name) in COMMANDS.items():
-        cls = getattr(importlib.import_module(module_name), cls_name)
-        configs[path] = cls
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
+    for path in COMMANDS:
         if len(path) == 1:
-            p = sub.add_parser(path[0], help=doc, description=doc)
-        else:
-            if path[0] not in groups:
-                g = sub.add_parser(path[0], help=f"{path[0]} jobs")
-                groups[path[0]] = g.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
-            p = groups[path[0]].add_parser(path[1], help=doc, description=doc)
-        add_dataclass_options(p, cls)
-        p.set_defaults(_path=path)
-    return parser, configs
+            sub.add_parser(path[0], help=SUMMARIES[path])
+            continue
+        if path[0] not in groups:
+            jobs = ", ".join(p[1] for p in COMMANDS if p[0] == path[0])
+            group = sub.add_parser(path[0], help=f"{path[0]} jobs: {jobs}")
+            groups[path[0]] = group.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+        groups[path[0]].add_parser(path[1], help=SUMMARIES[path])
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spiknerf`` console script; returns the exit code."""
-    parser, configs = _build_parser()
-    ns = parser.parse_args(argv)
-    path = ns._path
-    cls = configs[path]
-    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls)}
-    job = importlib.import_module(COMMANDS[path][0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    path = next((p for p in COMMANDS if tuple(argv[: len(p)]) == p), None)
+    try:  # argparse reports --help and bad options by SystemExit; return its code instead
+        if path is None:
+            _top_parser().parse_args(argv)
+            return 2
+        module_name, cls_name = COMMANDS[path]
+        job = importlib.import_module(module_name)
+        cls = getattr(job, cls_name)
+        parser = _Parser(prog="spiknerf " + " ".join(path), description=SUMMARIES[path])
+        add_dataclass_options(parser, cls)
+        ns = parser.parse_args(argv[len(path):])
+    except SystemExit as exc:
+        return int(exc.code or 0)
     try:
-        cfg = cls(**values)
+        cfg = cls(**vars(ns))
         code = job.main(cfg)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

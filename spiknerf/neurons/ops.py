@@ -48,6 +48,7 @@ class OpCount:
     e_ac: float = E_AC_PJ
     layers: list[LayerOps] = field(default_factory=list)
     firing_rate: dict[str, float] = field(default_factory=dict)
+    unit_firing_rate: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def energy_pj(self) -> float:
@@ -85,7 +86,8 @@ def count_ops(
 
     ``samples`` (default: the first dimension of the first input) divides the
     totals for the per-sample figures. ``firing_rate`` maps each neuron module's
-    name to the fraction of non-zero outputs over all steps and units.
+    name to the fraction of non-zero outputs over all steps and units;
+    ``unit_firing_rate`` gives that fraction per unit (the last dimension).
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     if samples is None:
@@ -94,6 +96,7 @@ def count_ops(
         raise ValueError(f"samples must be >= 1 (got {samples})")
     layers: dict[str, LayerOps] = {}
     rates: dict[str, list[float]] = {}
+    units: dict[str, list] = {}
 
     def add(name: str, kind: str, n: float) -> None:
         layers.setdefault(name, LayerOps(name, kind, 0.0)).ops += n
@@ -114,9 +117,13 @@ def count_ops(
 
     def neuron_hook(name: str):
         def hook(m: LIFNeuron, args: tuple, out: Tensor) -> None:
-            n, fired = rates.setdefault(name, [0.0, 0.0]), float((out != 0).sum())
-            n[0] += out.numel()
-            n[1] += fired
+            nonzero = (out != 0).reshape(-1, out.shape[-1])
+            n = rates.setdefault(name, [0.0, 0.0])
+            n[0] += nonzero.numel()
+            n[1] += float(nonzero.sum())
+            u = units.setdefault(name, [0, torch.zeros(out.shape[-1])])
+            u[0] += nonzero.shape[0]
+            u[1] += nonzero.sum(0).cpu()
         return hook
 
     handles = []
@@ -135,4 +142,5 @@ def count_ops(
     macs = sum(v.ops for v in layers.values() if v.kind == "mac")
     sops = sum(v.ops for v in layers.values() if v.kind == "sop")
     firing = {k: (v[1] / v[0] if v[0] else 0.0) for k, v in rates.items()}
-    return OpCount(macs, sops, samples, e_mac, e_ac, list(layers.values()), firing)
+    per_unit = {k: v[1] / max(v[0], 1) for k, v in units.items()}
+    return OpCount(macs, sops, samples, e_mac, e_ac, list(layers.values()), firing, per_unit)

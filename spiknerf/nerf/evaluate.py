@@ -1,0 +1,192 @@
+"""``spiknerf eval``: render a split, score PSNR and SSIM per view, count operations, write ``metrics.json``.
+
+The student is evaluated in its inference form: a ternary student is
+re-parameterized (spikes {0,1,2} -> {-1,0,1}, W·1 folded into the bias) so its
+spike-reading layers need only additions, and ``reparam_max_abs_diff`` records
+the largest difference between the folded and the training-form renderings of
+the same rays. Operation counts are taken at the sample points of the rendered
+rays: MACs for layers that read analog values, synaptic operations for
+spike-driven layers; the hash-grid lookups are not counted (they are the same
+in teacher and student).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spiknerf.atomic import write_json_atomic
+from spiknerf.errors import InputError
+from spiknerf.nerf.data import Scene, Split
+from spiknerf.nerf.metrics import psnr, ssim
+from spiknerf.nerf.render import Image, render_chunks, render_rays
+from spiknerf.nerf.run import METRICS, choose_device, eval_background, load_model, open_scene, read_config
+from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, TernaryLIF, count_ops, reparameterize
+
+# sample points used for op counting: enough for stable firing rates, cheap to run
+_OPS_SAMPLES = 1 << 14
+
+
+@dataclass
+class EvalConfig:
+    """Render a run's test split, print PSNR/SSIM per view and write metrics.json."""
+
+    run: str = field(metadata={"help": "run directory"})
+    split: str = field(default="test", metadata={"help": "split to evaluate"})
+    model: str = field(default="both", metadata={"choices": ("both", "teacher", "student")})
+    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
+    e_mac: float = field(default=E_MAC_PJ, metadata={"help": "energy of a multiply-accumulate, pJ"})
+    e_ac: float = field(default=E_AC_PJ, metadata={"help": "energy of an accumulate, pJ"})
+
+
+def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
+                 device: torch.device) -> list[Image]:
+    """Every view of a split, rendered without gradients."""
+    ys, xs = split.image_pixels()
+    images = []
+    for v in range(len(split)):
+        index = torch.full_like(ys, v)
+        o, d = split.rays(index, ys, xs)
+        vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
+        images.append(render_chunks(model, sampler, o.to(device), d.to(device), background.to(device), vd))
+    return images
+
+
+def score(images: list[Image], split: Split, background: Tensor) -> dict[str, Any]:
+    """Mean and per-view PSNR and SSIM."""
+    per_view = []
+    for v, image in enumerate(images):
+        gt = split.image(v, background)
+        pred = image.rgb.cpu().reshape(gt.shape).clamp(0, 1)
+        per_view.append({"view": split.names[v], "psnr": round(psnr(pred, gt), 4), "ssim": round(ssim(pred, gt), 5)})
+    n = max(len(per_view), 1)
+    return {
+        "psnr": sum(p["psnr"] for p in per_view) / n,
+        "ssim": sum(p["ssim"] for p in per_view) / n,
+        "samples_per_ray": sum(i.samples_per_ray for i in images) / max(len(images), 1),
+        "per_view": per_view,
+    }
+
+
+@torch.no_grad()
+def sample_points(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
+                  device: torch.device, n: int = _OPS_SAMPLES) -> tuple[Tensor, Tensor]:
+    """Sample points and view directions where the model's rendering of the first view evaluates it."""
+    ys, xs = split.image_pixels()
+    index = torch.zeros_like(ys)
+    o, d = split.rays(index, ys, xs)
+    vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
+    out = render_rays(model, sampler, o.to(device), d.to(device), background.to(device), view_dirs=vd)
+    keep = torch.randperm(len(out.points), generator=torch.Generator().manual_seed(0))[:n]
+    return out.points[keep], out.directions[keep]
+
+
+def op_report(model: nn.Module, points: Tensor, dirs: Tensor, samples_per_ray: float, e_mac: float,
+              e_ac: float) -> dict[str, Any]:
+    """MACs, SOPs and energy per sample and per ray, firing rates and which layers stay MACs."""
+    ops = count_ops(model, (points, dirs), e_mac=e_mac, e_ac=e_ac)
+    report = {
+        "macs_per_sample": ops.macs_per_sample,
+        "sops_per_sample": ops.sops_per_sample,
+        "energy_pj_per_sample": ops.energy_pj_per_sample,
+        "macs_per_ray": ops.macs_per_sample * samples_per_ray,
+        "sops_per_ray": ops.sops_per_sample * samples_per_ray,
+        "energy_pj_per_ray": ops.energy_pj_per_sample * samples_per_ray,
+        "mac_layers": sorted(layer.name for layer in ops.layers if layer.kind == "mac"),
+    }
+    if ops.firing_rate:
+        report["firing_rate"] = {k.removesuffix(".neuron"): round(v, 5) for k, v in ops.firing_rate.items()}
+    return report
+
+
+def is_ternary(model: nn.Module) -> bool:
+    return any(isinstance(m, TernaryLIF) for m in model.modules())
+
+
+def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, split_name: str,
+                   device: torch.device, e_mac: float, e_ac: float) -> dict[str, Any]:
+    """Scores, op counts and (for a ternary student) the re-parameterization check of one model."""
+    model, sampler, state = load_model(run, phase, config, scene, device)
+    split = scene.splits[split_name]
+    background = eval_background(scene)
+    inference = reparameterize(model) if phase == "student" and is_ternary(model) else model
+    t0 = time.perf_counter()
+    images = render_split(inference, sampler, split, background, device)
+    seconds = (time.perf_counter() - t0) / max(len(split), 1)
+    block = score(images, split, background) | {"seconds_per_view": seconds}
+    block |= {"train_seconds": state.get("train_seconds", 0.0), "steps": state.get("step", 0)}
+    points, dirs = sample_points(model, sampler, split, background, device)
+    block |= op_report(inference, points, dirs, block["samples_per_ray"], e_mac, e_ac)
+    if phase == "student":
+        block |= {"neuron": config["neuron"], "T": config["T"], "kd": config["kd"]}
+        if inference is not model:
+            training_form = render_split(model, sampler, split, background, device)
+            block["reparam_max_abs_diff"] = max(
+                float((a.rgb - b.rgb).abs().max()) for a, b in zip(images, training_form, strict=True))
+    return block
+
+
+def evaluate_run(run: Path, split: str = "test", phases: tuple[str, ...] = ("teacher", "student"),
+                 device: str = "auto", e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ) -> dict[str, Any]:
+    """Evaluate the run's trained models and merge the results into ``metrics.json``."""
+    run = Path(run)
+    config = read_config(run)
+    scene = open_scene(config)
+    if split not in scene.splits:
+        raise InputError(f"--split {split}: the scene has splits {', '.join(scene.splits)}")
+    dev = choose_device(device)
+    path = run / METRICS
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    metrics |= {"scene": scene.name, "preset": config["preset"], "device": dev.type,
+                "downscale": config["downscale"], "split": split}
+    available = [p for p in phases if (run / "checkpoints").is_dir()
+                 and any(f.name.startswith(p + "-") for f in (run / "checkpoints").iterdir())]
+    if not available:
+        raise InputError(f"{run}: no trained model to evaluate in {run / 'checkpoints'}")
+    for phase in available:
+        print(f"evaluating {phase} on {len(scene.splits[split])} {split} views", file=sys.stderr)
+        metrics[phase] = evaluate_model(run, phase, config, scene, split, dev, e_mac, e_ac)
+    if "teacher" in metrics and "student" in metrics:
+        teacher_energy = metrics["teacher"]["energy_pj_per_ray"]
+        metrics["student"]["energy_ratio_vs_teacher"] = metrics["student"]["energy_pj_per_ray"] / teacher_energy
+        metrics["student"]["energy_ratio_per_sample"] = (
+            metrics["student"]["energy_pj_per_sample"] / metrics["teacher"]["energy_pj_per_sample"])
+    write_json_atomic(path, metrics)
+    return metrics
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    """Per-view PSNR/SSIM table and the means, one column per model."""
+    phases = [p for p in ("teacher", "student") if p in metrics]
+    lines = ["view".ljust(24) + "".join(f"{p + ' PSNR':>15}{p + ' SSIM':>15}" for p in phases)]
+    views = metrics[phases[0]]["per_view"]
+    for i, v in enumerate(views):
+        row = str(v["view"])[:23].ljust(24)
+        for p in phases:
+            pv = metrics[p]["per_view"][i]
+            row += f"{pv['psnr']:>15.2f}{pv['ssim']:>15.4f}"
+        lines.append(row)
+    lines.append("mean".ljust(24) + "".join(f"{metrics[p]['psnr']:>15.2f}{metrics[p]['ssim']:>15.4f}"
+                                           for p in phases))
+    for p in phases:
+        b = metrics[p]
+        lines.append(f"{p}: {b['samples_per_ray']:.1f} samples/ray, {b['macs_per_ray']:.0f} MACs/ray, "
+                     f"{b['sops_per_ray']:.0f} SOPs/ray, {b['energy_pj_per_ray']:.0f} pJ/ray")
+    if "energy_ratio_vs_teacher" in metrics.get("student", {}):
+        lines.append(f"student/teacher energy per ray: {metrics['student']['energy_ratio_vs_teacher']:.3f}")
+    return "\n".join(lines)
+
+
+def main(cfg: EvalConfig) -> int:
+    phases = ("teacher", "student") if cfg.model == "both" else (cfg.model,)
+    metrics = evaluate_run(Path(cfg.run), cfg.split, phases, cfg.device, cfg.e_mac, cfg.e_ac)
+    print(format_table(metrics))
+    print(f"wrote {Path(cfg.run) / METRICS}")
+    return 0

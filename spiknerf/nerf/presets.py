@@ -1,0 +1,64 @@
+"""The two presets: which field, sampler and optimisation settings a run uses.
+
+* ``fast``: hash grid + small MLP, occupancy-grid marching (Instant-NGP / nerfacc style).
+* ``paper``: the NeRF MLP (8 x 256) with positional encoding and 64 + 128
+  coarse-to-fine samples (the Spik-NeRF setup), with the batch sized by samples
+  so that it fits a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spiknerf.nerf.data import Scene
+from spiknerf.nerf.fields import NeRFField, NGPField
+from spiknerf.nerf.sampler import (
+    CoarseToFineSampler,
+    NerfaccOccupancySampler,
+    OccupancyGridSampler,
+    default_step_size,
+)
+from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    steps: int  # default training steps per model
+    lr: float
+    target_samples: int  # samples per batch; the number of rays follows the samples per ray
+    min_rays: int
+    max_rays: int
+    warmup_steps: int  # linear learning-rate warm-up
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset("fast", steps=6000, lr=1e-2, target_samples=1 << 13, min_rays=256, max_rays=2048,
+                   warmup_steps=100),
+    "paper": Preset("paper", steps=3000, lr=5e-4, target_samples=1 << 14, min_rays=32, max_rays=1024,
+                    warmup_steps=100),
+}
+
+
+def build_teacher(preset: str, scene: Scene) -> nn.Module:
+    """The ANN field of a preset."""
+    return NGPField(scene.aabb) if preset == "fast" else NeRFField(scene.aabb)
+
+
+def build_student(preset: str, scene: Scene, neuron: str, T: int, learnable_threshold: bool = False) -> nn.Module:
+    """The spiking field of a preset."""
+    kw = dict(neuron=neuron, T=T, learnable_threshold=learnable_threshold)
+    return SpikingNGPField(scene.aabb, **kw) if preset == "fast" else SpikingNeRFField(scene.aabb, **kw)
+
+
+def build_sampler(preset: str, scene: Scene, device: torch.device) -> nn.Module:
+    """Occupancy-grid marching (nerfacc's on CUDA, ours on the CPU) or coarse-to-fine sampling."""
+    if preset == "paper":
+        return CoarseToFineSampler(scene.near, scene.far)
+    width = scene.splits["train"].width
+    step = default_step_size(scene.aabb, width) if not scene.ndc else 1.0 / 256
+    cls = NerfaccOccupancySampler if device.type == "cuda" else OccupancyGridSampler
+    return cls(scene.aabb, scene.near, scene.far, step)

@@ -1,0 +1,99 @@
+"""Volume rendering of sampled rays through a field, with nerfacc's compositing.
+
+nerfacc's packed rendering needs its CUDA extension; its batched
+``(n_rays, n_samples)`` functions run anywhere. So on the CPU the packed
+samples are evaluated packed (no wasted field work) and scattered into a padded
+``[rays, max samples]`` layout for ``nerfacc.rendering``; padding has zero
+density and so zero weight. On CUDA the packed path is used directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import nerfacc
+import torch
+from torch import Tensor
+
+from spiknerf.nerf.sampler import RaySamples, packed_to_padded
+
+FieldFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # points, unit dirs [S, 3] -> sigma [S], rgb [S, 3]
+
+
+@dataclass
+class Rendered:
+    """Per-ray outputs, plus the packed field outputs (for distillation and statistics)."""
+
+    rgb: Tensor  # [R, 3]
+    opacity: Tensor  # [R]
+    depth: Tensor  # [R]
+    samples: RaySamples
+    sigmas: Tensor  # [S]
+    rgbs: Tensor  # [S, 3]
+    points: Tensor  # [S, 3]
+    directions: Tensor  # [S, 3]
+
+
+def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Tensor, background: Tensor,
+              view_dirs: Tensor | None = None) -> Rendered:
+    """Evaluate the field at the samples and alpha-composite them over ``background`` (``[3]`` or ``[R, 3]``).
+
+    ``view_dirs`` (unit, world space) are what the field's colour reads when the
+    marching directions are not (NDC scenes).
+    """
+    points, d = samples.points(origins, dirs)
+    if view_dirs is not None:
+        d = view_dirs[samples.ray_indices]
+    if len(samples):
+        sigmas, rgbs = field_fn(points, d)
+    else:
+        sigmas, rgbs = points.new_zeros(0), points.new_zeros(0, 3)
+    rgbs = rgbs.float()
+    sigmas = sigmas.float()
+    n = samples.n_rays
+    if origins.is_cuda:
+        rgb, opacity, depth, _ = nerfacc.rendering(
+            samples.t_starts, samples.t_ends, samples.ray_indices, n_rays=n,
+            rgb_sigma_fn=lambda *_: (rgbs, sigmas), render_bkgd=None,
+        )
+    else:
+        pad = lambda v: packed_to_padded(v, samples.ray_indices, n)  # noqa: E731
+        t_starts, t_ends = pad(samples.t_starts), pad(samples.t_ends)
+        rgb, opacity, depth, _ = nerfacc.rendering(
+            t_starts, t_ends, rgb_sigma_fn=lambda *_: (pad(rgbs), pad(sigmas)), render_bkgd=None,
+        )
+    rgb = rgb + background * (1.0 - opacity)
+    return Rendered(rgb, opacity[:, 0], depth[:, 0], samples, sigmas, rgbs, points, d)
+
+
+def render_rays(field, sampler, origins: Tensor, dirs: Tensor, background: Tensor, stratified: bool = False,
+                view_dirs: Tensor | None = None) -> Rendered:
+    """Sample the rays with ``sampler`` (using ``field.density`` to skip spent transmittance) and composite."""
+    samples = sampler.sample(origins, dirs, sigma_fn=field.density, stratified=stratified)
+    return composite(field, samples, origins, dirs, background, view_dirs)
+
+
+@dataclass
+class Image:
+    """A rendered view, flattened row-major: rgb ``[P, 3]``, depth and opacity ``[P]``."""
+
+    rgb: Tensor
+    depth: Tensor
+    opacity: Tensor
+    samples_per_ray: float
+
+
+@torch.no_grad()
+def render_chunks(field, sampler, origins: Tensor, dirs: Tensor, background: Tensor,
+                  view_dirs: Tensor | None = None, chunk: int = 4096) -> Image:
+    """Render many rays in chunks of ``chunk`` without gradients, over a constant ``background`` ``[3]``."""
+    parts, n_samples = [], 0
+    for start in range(0, len(origins), chunk):
+        sl = slice(start, start + chunk)
+        vd = None if view_dirs is None else view_dirs[sl]
+        out = render_rays(field, sampler, origins[sl], dirs[sl], background, view_dirs=vd)
+        parts.append((out.rgb, out.depth, out.opacity))
+        n_samples += len(out.samples)
+    rgb, depth, opacity = (torch.cat(p) for p in zip(*parts, strict=True))
+    return Image(rgb, depth, opacity, n_samples / max(len(origins), 1))

@@ -1,0 +1,96 @@
+"""Spiking student fields (Spik-NeRF): the teacher's encoding, a spiking MLP over T steps.
+
+The encoding (hash grid or positional encoding) is an analog input: the first
+layer turns it into a current once and presents it at every one of the T
+steps. Hidden layers are spiking neurons from :mod:`spiknerf.neurons`; density
+and colour come from non-spiking readouts averaged over T. The view direction
+enters the colour branch as an extra input current computed once per sample,
+so the colour layers still read spikes from the trunk. The layers that read
+the analog encoding (and the view-direction current) stay multiply-accumulate;
+every other layer is spike-driven.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spiknerf.nerf.encodings import HashGrid, PositionalEncoding, SphericalHarmonics
+from spiknerf.nerf.fields import SceneBox, trunc_exp
+from spiknerf.neurons import SpikeReadout, SpikingLinear
+
+
+class SpikingNGPField(nn.Module):
+    """Fast preset student: hash grid -> spiking trunk -> density readout; spiking colour branch -> rgb readout."""
+
+    def __init__(self, aabb: Tensor, neuron: str = "ternary", T: int = 2, n_levels: int = 12, log2_table: int = 16,
+                 max_resolution: int = 512, hidden: int = 64, **neuron_kwargs) -> None:
+        super().__init__()
+        self.box = SceneBox(aabb)
+        self.encoding = HashGrid(n_levels=n_levels, log2_table=log2_table, max_resolution=max_resolution)
+        self.dir_encoding = SphericalHarmonics()
+        self.trunk = SpikingLinear(self.encoding.out_dim, hidden, neuron, T, **neuron_kwargs)
+        self.density_head = SpikeReadout(hidden, 1)
+        self.dir_current = nn.Linear(self.dir_encoding.out_dim, hidden)
+        self.color1 = SpikingLinear(hidden, hidden, neuron, T, spike_input=True, **neuron_kwargs)
+        self.color2 = SpikingLinear(hidden, hidden, neuron, T, spike_input=True, **neuron_kwargs)
+        self.color_head = SpikeReadout(hidden, 3)
+
+    def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        u, inside = self.box.normalize(x)
+        s = self.trunk(self.encoding(u))
+        sigma = trunc_exp(self.density_head(s)[:, 0] - 1.0) * inside
+        return sigma, s
+
+    def density(self, x: Tensor) -> Tensor:
+        return self._trunk(x)[0]
+
+    def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        sigma, s = self._trunk(x)
+        s = self.color1(s, current=self.dir_current(self.dir_encoding(d)))
+        rgb = torch.sigmoid(self.color_head(self.color2(s)))
+        return sigma, rgb
+
+
+class SpikingNeRFField(nn.Module):
+    """Paper preset student: the NeRF MLP (8 x 256, skip, view branch) with spiking hidden layers.
+
+    The skip connection re-injects the encoding as an extra current (a MAC
+    layer, computed once) into the spiking layer ``skip``.
+    """
+
+    def __init__(self, aabb: Tensor, neuron: str = "ternary", T: int = 2, depth: int = 8, width: int = 256,
+                 skip: int = 4, pos_freqs: int = 10, dir_freqs: int = 4, **neuron_kwargs) -> None:
+        super().__init__()
+        self.box = SceneBox(aabb)
+        self.pos_encoding = PositionalEncoding(3, pos_freqs)
+        self.dir_encoding = PositionalEncoding(3, dir_freqs)
+        self.skip = skip
+        in_dim = self.pos_encoding.out_dim
+        self.layers = nn.ModuleList(
+            SpikingLinear(in_dim if i == 0 else width, width, neuron, T, spike_input=i > 0, **neuron_kwargs)
+            for i in range(depth)
+        )
+        self.skip_current = nn.Linear(in_dim, width)
+        self.sigma_head = SpikeReadout(width, 1)
+        self.feature = SpikingLinear(width, width, neuron, T, spike_input=True, **neuron_kwargs)
+        self.dir_current = nn.Linear(self.dir_encoding.out_dim, width // 2)
+        self.view = SpikingLinear(width, width // 2, neuron, T, spike_input=True, **neuron_kwargs)
+        self.rgb_head = SpikeReadout(width // 2, 3)
+
+    def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        u, inside = self.box.normalize(x)
+        e = self.pos_encoding(u * 2.0 - 1.0)
+        s = e
+        for i, layer in enumerate(self.layers):
+            s = layer(s, current=self.skip_current(e) if i == self.skip else None)
+        return F.softplus(self.sigma_head(s)[:, 0] - 1.0) * inside, s
+
+    def density(self, x: Tensor) -> Tensor:
+        return self._trunk(x)[0]
+
+    def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+        sigma, s = self._trunk(x)
+        s = self.view(self.feature(s), current=self.dir_current(self.dir_encoding(d)))
+        return sigma, torch.sigmoid(self.rgb_head(s))

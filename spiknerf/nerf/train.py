@@ -1,0 +1,366 @@
+"""``spiknerf train``: the ANN teacher, then the distilled spiking student, then evaluation and a video.
+
+With no arguments it trains on the built-in scene on the CPU. A run directory
+holds ``config.json``, ``checkpoints/``, ``tb/`` (TensorBoard), ``history.jsonl``
+(test PSNR against training seconds), ``metrics.json`` and ``renders/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from spiknerf.atomic import write_json_atomic
+from spiknerf.errors import InputError
+from spiknerf.nerf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from spiknerf.nerf.data import Scene, Split, default_scene_path, load_scene
+from spiknerf.nerf.distill import kd_loss, teacher_targets
+from spiknerf.nerf.metrics import psnr
+from spiknerf.nerf.presets import PRESETS, Preset, build_sampler, build_student, build_teacher
+from spiknerf.nerf.render import render_chunks, render_rays
+from spiknerf.nerf.run import RUN_CONFIG, choose_device, eval_background, resolve_run_dir
+from spiknerf.neurons import count_ops
+
+NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
+
+
+@dataclass
+class TrainConfig:
+    """Train a teacher NeRF and its distilled spiking student, evaluate both, render a video."""
+
+    data: str | None = field(default=None, metadata={"help": "scene folder (default: the built-in scene)"})
+    out: str | None = field(default=None, metadata={"help": "run directory (default: runs/<scene>-<time>)"})
+    preset: str = field(default="fast", metadata={"choices": tuple(PRESETS), "help": "field and sampler"})
+    model: str = field(default="both", metadata={"choices": ("both", "teacher", "student"),
+                                                  "help": "what to train"})
+    teacher: str | None = field(default=None, metadata={"help": "reuse the teacher of this run directory"})
+    steps: int | None = field(default=None, metadata={"help": "training steps per model (default: preset's)"})
+    downscale: int = field(default=1, metadata={"help": "image downscale factor"})
+    background: str = field(default="white", metadata={"choices": ("white", "black", "random"),
+                                                        "help": "what RGBA images are composited on"})
+    neuron: str = field(default="ternary", metadata={"choices": NEURON_CHOICES, "help": "student neuron"})
+    learnable_threshold: bool = field(default=False, metadata={"help": "LTMD threshold tanh(w) per layer"})
+    T: int = field(default=2, metadata={"help": "student time steps"})
+    kd: bool = field(default=True, metadata={"flag": "--no-kd", "help": "turn distillation off"})
+    kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density"})
+    kd_color: float = field(default=0.5, metadata={"help": "distillation weight on colour"})
+    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
+    resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last checkpoint"})
+    seed: int = 0
+    dry_run: bool = field(default=False, metadata={"help": "validate scene and options, print a summary, exit"})
+    checkpoint_seconds: float = field(default=30.0, metadata={"help": "checkpoint interval in training seconds"})
+    checkpoint_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps (0: off)"})
+    keep_checkpoints: int = field(default=3, metadata={"help": "step checkpoints kept per model"})
+    eval_every: int = field(default=500, metadata={"help": "steps between test PSNR and TensorBoard images"})
+    eval_views: int = field(default=3, metadata={"help": "test views used for the PSNR during training"})
+    video_frames: int = field(default=60, metadata={"help": "frames of the final video (0: none)"})
+    fps: int = 24
+
+    def validate(self) -> None:
+        checks = [
+            (self.steps is None or self.steps >= 1, f"--steps must be >= 1 (got {self.steps})"),
+            (self.downscale >= 1, f"--downscale must be >= 1 (got {self.downscale})"),
+            (self.T >= 1, f"--T must be >= 1 (got {self.T})"),
+            (self.kd_sigma >= 0 and self.kd_color >= 0, "--kd-sigma and --kd-color must be >= 0"),
+            (self.checkpoint_seconds > 0, f"--checkpoint-seconds must be > 0 (got {self.checkpoint_seconds})"),
+            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1 (got {self.keep_checkpoints})"),
+            (self.eval_every >= 1 and self.eval_views >= 1, "--eval-every and --eval-views must be >= 1"),
+            (self.video_frames >= 0 and self.fps >= 1, "--video-frames must be >= 0 and --fps >= 1"),
+            (not (self.model == "student" and self.teacher is None and self.kd),
+             "--model student needs --teacher RUN (or --no-kd)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InputError(message)
+        if self.resume and self.out is None:
+            raise InputError("--resume needs --out DIR, the run to continue")
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps if self.steps is not None else PRESETS[self.preset].steps
+
+
+class Batcher:
+    """Random training rays across all pixels of all training views."""
+
+    def __init__(self, split: Split, device: torch.device, generator: torch.Generator) -> None:
+        self.split, self.device, self.generator = split, device, generator
+        self.pixels_per_view = split.height * split.width
+        self.random_background = split.channels == 4  # learn transparency, not one background colour
+
+    def draw(self, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """origins, dirs, view dirs, target colours and backgrounds of ``n`` random rays."""
+        flat = torch.randint(0, len(self.split) * self.pixels_per_view, (n,), generator=self.generator)
+        index = flat // self.pixels_per_view
+        ys, xs = (flat % self.pixels_per_view) // self.split.width, flat % self.split.width
+        bg = torch.rand(n, 3, generator=self.generator) if self.random_background else torch.ones(n, 3)
+        target = self.split.pixels(index, ys, xs, bg)
+        o, d = self.split.rays(index, ys, xs)
+        vd = self.split.view_dirs(index, ys, xs) if self.split.ndc else None
+        to = lambda t: None if t is None else t.to(self.device, non_blocking=True)  # noqa: E731
+        return to(o), to(d), to(vd), to(target), to(bg)
+
+
+def lr_lambda(steps: int, warmup: int):
+    """Linear warm-up, then x0.33 at 1/2, 3/4 and 9/10 of the steps (nerfacc's Instant-NGP schedule)."""
+    milestones = [steps // 2, steps * 3 // 4, steps * 9 // 10]
+
+    def factor(step: int) -> float:
+        warm = min(1.0, 0.01 + 0.99 * step / max(warmup, 1))
+        return warm * 0.33 ** sum(step >= m for m in milestones)
+
+    return factor
+
+
+def make_optimizer(model: nn.Module, preset: Preset) -> torch.optim.Adam:
+    """Adam; the MLP weights get a little weight decay, the encoding table none (Instant-NGP)."""
+    table = [p for n, p in model.named_parameters() if n.startswith("encoding.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith("encoding.")]
+    groups = [{"params": rest, "weight_decay": 1e-6}] + ([{"params": table}] if table else [])
+    return torch.optim.Adam(groups, lr=preset.lr, eps=1e-15)
+
+
+class Phase:
+    """Training state of one model (teacher or student) that checkpoints and resumes as a unit."""
+
+    def __init__(self, name: str, model: nn.Module, sampler: nn.Module, preset: Preset, steps: int,
+                 seed: int) -> None:
+        self.name, self.model, self.sampler, self.preset, self.steps = name, model, sampler, preset, steps
+        self.optimizer = make_optimizer(model, preset)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(steps, preset.warmup_steps))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.step, self.train_seconds = 0, 0.0
+        self.samples_per_ray = 64.0  # running estimate that sizes the batch
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "phase": self.name, "step": self.step, "train_seconds": self.train_seconds,
+            "samples_per_ray": self.samples_per_ray, "model": self.model.state_dict(),
+            "sampler": self.sampler.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(), "done": self.step >= self.steps,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.train_seconds = state["step"], state["train_seconds"]
+        self.samples_per_ray = state["samples_per_ray"]
+
+    def n_rays(self) -> int:
+        n = int(self.preset.target_samples / max(self.samples_per_ray, 1e-3))
+        return max(self.preset.min_rays, min(self.preset.max_rays, n))
+
+
+def log_images(writer: SummaryWriter, tag: str, step: int, gt: Tensor, image, scene: Scene) -> None:
+    """TensorBoard image: ground truth | prediction | depth, side by side."""
+    h, w = gt.shape[:2]
+    depth = image.depth.reshape(h, w)
+    depth = ((depth - scene.near) / (scene.far - scene.near)).clamp(0, 1)[..., None].expand(h, w, 3)
+    panel = torch.cat([gt, image.rgb.reshape(h, w, 3).clamp(0, 1), depth.cpu()], dim=1)
+    writer.add_image(tag, panel, step, dataformats="HWC")
+
+
+def evaluate_views(model: nn.Module, sampler: nn.Module, split: Split, views: list[int], background: Tensor,
+                   device: torch.device):
+    """Render ``views`` of a split: yields (view, ground truth [H, W, 3], rendered image)."""
+    ys, xs = split.image_pixels()
+    for v in views:
+        index = torch.full_like(ys, v)
+        o, d = split.rays(index, ys, xs)
+        vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
+        image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device), vd)
+        yield v, split.image(v, background.cpu()), image
+
+
+def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
+                device: torch.device, teacher: nn.Module | None = None) -> None:
+    """Train one model to ``phase.steps`` steps, checkpointing and logging as it goes."""
+    train, test = scene.splits["train"], scene.splits["test"]
+    batcher = Batcher(train, device, phase.generator)
+    background = eval_background(scene)
+    views = list(range(min(cfg.eval_views, len(test))))
+    history = run / "history.jsonl"
+    use_kd = teacher is not None
+    model, sampler = phase.model, phase.sampler
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    last_save = time.perf_counter()
+    bar = tqdm(total=phase.steps, initial=phase.step, desc=phase.name, dynamic_ncols=True, file=sys.stderr)
+    while phase.step < phase.steps:
+        t0 = time.perf_counter()
+        model.train()
+        with amp:
+            sampler.update(phase.step, model.density, phase.generator)
+            o, d, vd, target, bg = batcher.draw(phase.n_rays())
+            out = render_rays(model, sampler, o, d, bg, stratified=True, view_dirs=vd)
+            photo = F.mse_loss(out.rgb, target)
+            loss = photo
+            if use_kd:
+                sigma_t, rgb_t = teacher_targets(teacher, out.points, out.directions)
+                loss = loss + kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, cfg.kd_sigma, cfg.kd_color)
+        phase.optimizer.zero_grad(set_to_none=True)
+        if loss.requires_grad:  # a batch whose rays all miss the occupied cells has nothing to learn from
+            loss.backward()
+            phase.optimizer.step()
+        phase.scheduler.step()
+        phase.step += 1
+        dt = time.perf_counter() - t0
+        phase.train_seconds += dt
+        spr = len(out.samples) / max(out.samples.n_rays, 1)
+        phase.samples_per_ray = 0.9 * phase.samples_per_ray + 0.1 * spr if phase.step > 1 else spr
+        loss_value = float(loss.detach())
+        train_psnr = -10.0 * math.log10(max(float(photo.detach()), 1e-10))
+        bar.update(1)
+        bar.set_postfix(rays_s=f"{len(o) / dt:.0f}", loss=f"{loss_value:.4f}", psnr=f"{train_psnr:.2f}")
+        if phase.step % 25 == 0 or phase.step == phase.steps:
+            tag = phase.name
+            writer.add_scalar(f"{tag}/loss", loss_value, phase.step)
+            writer.add_scalar(f"{tag}/train_psnr", train_psnr, phase.step)
+            writer.add_scalar(f"{tag}/lr", phase.optimizer.param_groups[0]["lr"], phase.step)
+            writer.add_scalar(f"{tag}/samples_per_ray", spr, phase.step)
+            writer.add_scalar(f"{tag}/occupancy", sampler.occupied_fraction, phase.step)
+            writer.add_scalar(f"{tag}/rays_per_second", len(o) / dt, phase.step)
+        if phase.step % cfg.eval_every == 0 or phase.step == phase.steps:
+            model.eval()
+            scores = []
+            for v, gt, image in evaluate_views(model, sampler, test, views, background, device):
+                scores.append(psnr(image.rgb.cpu().reshape(gt.shape), gt))
+                if v == views[0]:
+                    log_images(writer, f"{phase.name}/test_view", phase.step, gt, image, scene)
+            test_psnr = sum(scores) / len(scores)
+            writer.add_scalar(f"{phase.name}/test_psnr", test_psnr, phase.step)
+            if use_kd or phase.name == "student":
+                log_spiking_stats(writer, phase.name, phase.step, model, out.points[:4096], out.directions[:4096])
+            with history.open("a") as f:
+                f.write(json.dumps({"phase": phase.name, "step": phase.step, "train_seconds":
+                                    round(phase.train_seconds, 3), "test_psnr": round(test_psnr, 4)}) + "\n")
+            bar.write(f"{phase.name} step {phase.step}: test PSNR {test_psnr:.2f} dB "
+                      f"({phase.train_seconds:.0f} s of training)")
+        due = time.perf_counter() - last_save >= cfg.checkpoint_seconds
+        if due or (cfg.checkpoint_steps and phase.step % cfg.checkpoint_steps == 0):
+            save_checkpoint(run, phase.name, phase.step, phase.state(), keep=cfg.keep_checkpoints)
+            last_save = time.perf_counter()
+    bar.close()
+    save_checkpoint(run, phase.name, phase.step, phase.state(), keep=cfg.keep_checkpoints, final=True)
+
+
+def log_spiking_stats(writer: SummaryWriter, tag: str, step: int, model: nn.Module, points: Tensor,
+                      dirs: Tensor) -> None:
+    """Firing rates (scalar per layer, histogram per unit) and synaptic operations per sample."""
+    if len(points) == 0:
+        return
+    ops = count_ops(model, (points, dirs))
+    for layer, rate in ops.firing_rate.items():
+        writer.add_scalar(f"{tag}/firing_rate/{layer}", rate, step)
+        writer.add_histogram(f"{tag}/unit_firing_rate/{layer}", ops.unit_firing_rate[layer], step)
+    writer.add_scalar(f"{tag}/sops_per_sample", ops.sops_per_sample, step)
+    writer.add_scalar(f"{tag}/macs_per_sample", ops.macs_per_sample, step)
+
+
+def run_phase(name: str, model: nn.Module, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
+              device: torch.device, teacher: nn.Module | None = None) -> None:
+    """Build, resume if asked (or skip when already finished), and train one model."""
+    sampler = build_sampler(cfg.preset, scene, device).to(device)
+    seed = cfg.seed * 2 + (name == "student")
+    torch.manual_seed(seed)
+    phase = Phase(name, model.to(device), sampler, PRESETS[cfg.preset], cfg.total_steps, seed)
+    ckpt = latest_checkpoint(run, name) if cfg.resume else None
+    if ckpt is not None:
+        phase.load(load_checkpoint(ckpt))
+        print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
+    train_phase(phase, scene, cfg, run, writer, device, teacher)
+
+
+def load_teacher(run: Path, scene: Scene, cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """The finished teacher of another run (``--teacher RUN``)."""
+    ckpt = latest_checkpoint(Path(run), "teacher")
+    if ckpt is None:
+        raise InputError(f"--teacher {run}: no teacher checkpoint in {Path(run) / 'checkpoints'}")
+    state = load_checkpoint(ckpt)
+    model = build_teacher(cfg.preset, scene)
+    try:
+        model.load_state_dict(state["model"])
+    except (KeyError, RuntimeError) as exc:
+        raise InputError(f"--teacher {run}: {ckpt.name} does not hold a {cfg.preset} teacher ({exc})") from None
+    return model.to(device).eval()
+
+
+def resumed_config(cfg: TrainConfig) -> TrainConfig:
+    """The saved config of the run in ``--out``: a resumed run continues exactly as it started."""
+    saved = Path(cfg.out) / RUN_CONFIG
+    if not saved.is_file():
+        raise InputError(f"--resume: {saved} not found; is {cfg.out} a run directory?")
+    try:
+        values = json.loads(saved.read_text())
+        return TrainConfig(**(values | {"resume": True, "out": cfg.out, "dry_run": False}))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise InputError(f"--resume: {saved} is not a spiknerf run config ({exc})") from None
+
+
+def create_run(cfg: TrainConfig, scene_name: str) -> Path:
+    """A new run directory with its config; refuses one that already holds checkpoints."""
+    run = resolve_run_dir(cfg.out, scene_name)
+    if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
+        raise InputError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    data = str(Path(cfg.data).resolve()) if cfg.data else None
+    write_json_atomic(run / RUN_CONFIG, dataclasses.asdict(cfg) | {"out": str(run), "data": data})
+    return run
+
+
+def main(cfg: TrainConfig) -> int:
+    cfg.validate()
+    if cfg.resume:
+        cfg = resumed_config(cfg)
+    data = Path(cfg.data) if cfg.data else default_scene_path()
+    cache = Path(cfg.out) / "cache" if cfg.out and not cfg.dry_run else None
+    scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, cache_dir=cache)
+    if cfg.dry_run:
+        print(scene.summary())
+        print(f"preset: {cfg.preset}, model: {cfg.model}, steps per model: {cfg.total_steps}, "
+              f"student: {cfg.neuron} T={cfg.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
+        return 0
+    run = Path(cfg.out) if cfg.resume else create_run(cfg, scene.name)
+    device = choose_device(cfg.device)
+    for note in scene.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"run directory: {run}", file=sys.stderr)
+    from spiknerf.nerf.evaluate import evaluate_run, format_table
+    from spiknerf.nerf.video import render_video
+
+    with SummaryWriter(str(run / "tb")) as writer:
+        teacher = None
+        if cfg.model in ("both", "teacher"):
+            teacher = build_teacher(cfg.preset, scene)
+            run_phase("teacher", teacher, scene, cfg, run, writer, device)
+            teacher.eval()
+        elif cfg.teacher is not None:
+            teacher = load_teacher(Path(cfg.teacher), scene, cfg, device)
+        if cfg.model in ("both", "student"):
+            student = build_student(cfg.preset, scene, cfg.neuron.replace("-", "_"), cfg.T, cfg.learnable_threshold)
+            for p in teacher.parameters() if teacher is not None else ():
+                p.requires_grad_(False)
+            run_phase("student", student, scene, cfg, run, writer, device, teacher if cfg.kd else None)
+    metrics = evaluate_run(run, device=cfg.device)
+    print(format_table(metrics))
+    if cfg.video_frames:
+        shown = "student" if cfg.model != "teacher" else "teacher"
+        print(f"video: {render_video(run, model=shown, frames=cfg.video_frames, fps=cfg.fps)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,102 @@
+"""``spiknerf render``: an H.264 mp4 of novel views along a camera path, optionally with depth beside colour."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from spiknerf.atomic import atomic_path
+from spiknerf.errors import InputError
+from spiknerf.nerf.camera_path import PATHS, CameraPath, make_path
+from spiknerf.nerf.evaluate import is_ternary
+from spiknerf.nerf.rays import camera_rays
+from spiknerf.nerf.render import render_chunks
+from spiknerf.nerf.run import choose_device, eval_background, load_model, open_scene, read_config
+from spiknerf.neurons import reparameterize
+
+
+@dataclass
+class RenderConfig:
+    """Render a video of novel views from a trained run."""
+
+    run: str = field(metadata={"help": "run directory"})
+    model: str = field(default="student", metadata={"choices": ("student", "teacher")})
+    path: str = field(default="orbit", metadata={"help": f"{' | '.join(PATHS)} | FILE.json of cameras"})
+    frames: int = field(default=120, metadata={"help": "frames on an orbit or spiral"})
+    fps: int = 30
+    out: str | None = field(default=None, metadata={"help": "output .mp4 (default: RUN/renders/<model>-<path>.mp4)"})
+    depth: bool = field(default=False, metadata={"help": "show depth beside colour"})
+    fold: bool = field(default=True, metadata={"help": "render a ternary student in its addition-only form"})
+    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """Pad to even width and height: H.264 in yuv420p needs them."""
+    h, w = frame.shape[:2]
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+
+
+def render_path(model, sampler, path: CameraPath, ndc: bool, background: torch.Tensor, near: float, far: float,
+                device: torch.device, depth: bool) -> list[np.ndarray]:
+    """uint8 frames ``[H, W(x2), 3]`` along the path."""
+    ys, xs = torch.meshgrid(torch.arange(path.height), torch.arange(path.width), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    frames = []
+    for c2w, intr in tqdm(zip(path.c2w, path.intrinsics, strict=True), total=len(path.c2w), desc="render",
+                          file=sys.stderr, dynamic_ncols=True):
+        o, d, vd = camera_rays(c2w, intr, xs, ys, path.width, path.height, ndc)
+        image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device),
+                              None if vd is None else vd.to(device))
+        rgb = image.rgb.reshape(path.height, path.width, 3).clamp(0, 1).cpu()
+        if depth:
+            dep = ((image.depth.cpu() - near) / (far - near)).clamp(0, 1) * image.opacity.cpu()
+            rgb = torch.cat([rgb, dep.reshape(path.height, path.width, 1).expand(-1, -1, 3)], dim=1)
+        frames.append(_even((rgb.numpy() * 255 + 0.5).astype(np.uint8)))
+    return frames
+
+
+def write_mp4(out: Path, frames: list[np.ndarray], fps: int) -> None:
+    """H.264 mp4 via imageio-ffmpeg, written atomically."""
+    with atomic_path(out) as tmp:
+        writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                    pixelformat="yuv420p", macro_block_size=1, quality=8)
+        try:
+            for f in frames:
+                writer.append_data(f)
+        finally:
+            writer.close()
+
+
+def render_video(run: Path, model: str = "student", path: str = "orbit", frames: int = 120, fps: int = 30,
+                 out: str | None = None, depth: bool = False, fold: bool = True, device: str = "auto") -> Path:
+    """Render ``run``'s model along a camera path into an mp4; returns its path."""
+    run = Path(run)
+    if fps < 1:
+        raise InputError(f"--fps must be >= 1 (got {fps})")
+    config = read_config(run)
+    scene = open_scene(config)
+    dev = choose_device(device)
+    field_model, sampler, _ = load_model(run, model, config, scene, dev)
+    if fold and model == "student" and is_ternary(field_model):
+        field_model = reparameterize(field_model)
+    train = scene.splits["train"]
+    cams = make_path(path, train.c2w, train.intrinsics[0], train.width, train.height, frames)
+    images = render_path(field_model, sampler, cams, scene.ndc, eval_background(scene), scene.near, scene.far,
+                         dev, depth)
+    name = Path(path).stem if path.endswith(".json") else path
+    target = Path(out) if out else run / "renders" / f"{model}-{name}.mp4"
+    write_mp4(target, images, fps)
+    return target
+
+
+def main(cfg: RenderConfig) -> int:
+    target = render_video(Path(cfg.run), cfg.model, cfg.path, cfg.frames, cfg.fps, cfg.out, cfg.depth, cfg.fold,
+                          cfg.device)
+    print(f"wrote {target}")
+    return 0

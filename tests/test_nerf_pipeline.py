@@ -1,0 +1,178 @@
+"""The NeRF pipeline: sampler against brute force, compositing, training, resume, eval and render."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import imageio.v3 as iio
+import pytest
+import torch
+
+from spiknerf.cli import main as cli
+from spiknerf.nerf.render import composite
+from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, packed_to_padded, ray_aabb
+from spiknerf.nerf.synthetic import SceneSpec, write_scene
+
+AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
+
+
+def blob(x: torch.Tensor, centre: list[float], radius: float, peak: float) -> torch.Tensor:
+    """A smooth bump with compact support: peak (1 - r^2/R^2)^3 inside radius R, exactly 0 outside."""
+    r2 = ((x - torch.tensor(centre)) ** 2).sum(-1) / radius**2
+    return peak * (1 - r2).clamp_min(0) ** 3
+
+
+def blob_density(x: torch.Tensor) -> torch.Tensor:
+    """A known density: two bumps, empty elsewhere."""
+    return blob(x, [0.3, 0.0, 0.0], 0.5, 40.0) + blob(x, [-0.4, -0.2, -0.1], 0.3, 15.0)
+
+
+def blob_field(x: torch.Tensor, d: torch.Tensor):
+    return blob_density(x), torch.sigmoid(torch.cat([x, d[:, :1] + x[:, 1:2] * 0], -1)[:, [0, 1, 3]] * 3)
+
+
+def test_cpu_sampler_matches_brute_force_dense_sampling():
+    torch.manual_seed(0)
+    n = 256
+    origins = torch.randn(n, 3)
+    origins = 4.0 * origins / origins.norm(dim=-1, keepdim=True)
+    target = torch.randn(n, 3) * 0.3
+    dirs = target - origins
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    step = 0.01
+    # occ_thre=0: skip only cells found empty (the default also drops nearly transparent ones)
+    sampler = OccupancyGridSampler(AABB, 2.0, 6.0, step, resolution=32, occ_thre=0.0)
+    for k in range(12):  # each refresh probes one random point per cell; a few find every bump's edge
+        sampler.update(k * sampler.update_every, blob_density)
+    assert sampler.occupied_fraction < 0.5  # the grid really skips space
+    samples = sampler.sample(origins, dirs, sigma_fn=blob_density)
+    ours = composite(blob_field, samples, origins, dirs, torch.ones(3))
+    # brute force: every step through the box, no grid, no early stop
+    t0, t1 = ray_aabb(origins, dirs, AABB)
+    t0, t1 = t0.clamp_min(2.0), t1.clamp_max(6.0)
+    k = torch.arange(int(((t1 - t0) / step).ceil().max()))
+    starts = t0[:, None] + k * step
+    keep = starts + step / 2 < t1[:, None]
+    rays, cols = keep.nonzero(as_tuple=True)
+    dense = RaySamples(rays, starts[rays, cols], starts[rays, cols] + step, n)
+    ref = composite(blob_field, dense, origins, dirs, torch.ones(3))
+    assert len(samples) < len(dense) / 4
+    assert (ours.rgb - ref.rgb).abs().max() < 1e-3
+    assert (ours.opacity - ref.opacity).abs().max() < 1e-3
+
+
+def test_weights_sum_to_opacity():
+    torch.manual_seed(1)
+    n, k = 5, 7
+    rays = torch.arange(n).repeat_interleave(k)
+    starts = torch.linspace(2, 3, k).repeat(n)
+    samples = RaySamples(rays, starts, starts + 1 / (k - 1), n)
+    sigma = torch.rand(n * k) * 3
+    out = composite(lambda x, d: (sigma, torch.rand(n * k, 3)), samples, torch.zeros(n, 3),
+                    torch.tensor([[0.0, 0.0, 1.0]]).expand(n, 3), torch.zeros(3))
+    alpha = 1 - torch.exp(-packed_to_padded(sigma, rays, n) / (k - 1))
+    assert torch.allclose(out.opacity, 1 - torch.prod(1 - alpha, dim=1), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tiny_scene(tmp_path_factory):
+    return write_scene(tmp_path_factory.mktemp("scene") / "tiny", SceneSpec(size=16, views=8, test_views=2))
+
+
+def train_args(scene, out, *extra):
+    return ["train", "--data", str(scene), "--out", str(out), "--eval-every", "5", "--video-frames", "0",
+            "--device", "cpu", *extra]
+
+
+def test_teacher_training_lowers_the_loss(tiny_scene, tmp_path):
+    assert cli(train_args(tiny_scene, tmp_path / "run", "--model", "teacher", "--steps", "30")) == 0
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert history[-1]["step"] == 30
+    assert history[-1]["test_psnr"] > history[0]["test_psnr"]
+
+
+def test_resume_continues_from_the_saved_step_with_identical_state(tiny_scene, tmp_path):
+    full = tmp_path / "full"
+    args = ("--model", "teacher", "--steps", "12", "--checkpoint-steps", "6", "--keep-checkpoints", "5")
+    assert cli(train_args(tiny_scene, full, *args)) == 0
+    cut = tmp_path / "cut"
+    shutil.copytree(full, cut)
+    for name in ("teacher-0000012.pt", "teacher-final.pt"):  # as if killed after the step-6 checkpoint
+        (cut / "checkpoints" / name).unlink()
+    (cut / "metrics.json").unlink()
+    assert cli(["train", "--out", str(cut), "--resume"]) == 0
+    a = torch.load(full / "checkpoints" / "teacher-final.pt", weights_only=False)
+    b = torch.load(cut / "checkpoints" / "teacher-final.pt", weights_only=False)
+    assert b["step"] == 12
+    for key in a["model"]:
+        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-6, msg=key)
+    assert torch.equal(a["sampler"]["binary"], b["sampler"]["binary"])
+
+
+def test_train_on_existing_run_without_resume_is_refused(tiny_scene, tmp_path, capsys):
+    assert cli(train_args(tiny_scene, tmp_path / "run", "--model", "teacher", "--steps", "2")) == 0
+    capsys.readouterr()
+    assert cli(train_args(tiny_scene, tmp_path / "run", "--model", "teacher", "--steps", "2")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "--resume" in err[0]
+
+
+@pytest.fixture(scope="module")
+def both_run(tiny_scene, tmp_path_factory):
+    """Teacher then distilled ternary student, a few steps each, with the final video."""
+    out = tmp_path_factory.mktemp("both") / "run"
+    args = train_args(tiny_scene, out, "--steps", "12")
+    args[args.index("--video-frames") + 1] = "4"
+    assert cli(args) == 0
+    return out
+
+
+def test_end_to_end_run_writes_checkpoints_tensorboard_metrics_and_video(both_run):
+    names = {p.name for p in (both_run / "checkpoints").iterdir()}
+    assert {"teacher-final.pt", "student-final.pt"} <= names
+    assert any(p.name.startswith("events.out.tfevents") for p in (both_run / "tb").iterdir())
+    metrics = json.loads((both_run / "metrics.json").read_text())
+    for key in ("scene", "preset", "device", "downscale"):
+        assert key in metrics
+    for key in ("psnr", "ssim", "train_seconds", "steps", "macs_per_ray", "energy_pj_per_ray"):
+        assert key in metrics["teacher"], key
+    for key in ("psnr", "ssim", "train_seconds", "steps", "neuron", "T", "kd", "sops_per_ray", "energy_pj_per_ray",
+                "energy_ratio_vs_teacher", "firing_rate", "reparam_max_abs_diff"):
+        assert key in metrics["student"], key
+    assert metrics["student"]["reparam_max_abs_diff"] <= 1e-4
+    assert metrics["teacher"]["steps"] == metrics["student"]["steps"] == 12
+    assert len(metrics["teacher"]["per_view"]) == 2
+    frames = iio.imread(both_run / "renders" / "student-orbit.mp4")
+    assert frames.shape[0] == 4
+
+
+def test_render_writes_an_mp4_with_the_requested_frames(both_run, tmp_path):
+    out = tmp_path / "teacher.mp4"
+    assert cli(["render", "--run", str(both_run), "--model", "teacher", "--frames", "7", "--depth",
+                "--out", str(out)]) == 0
+    frames = iio.imread(out)
+    assert frames.shape[0] == 7 and frames.shape[2] == 2 * 16  # colour | depth
+
+
+def test_eval_rewrites_metrics(both_run, capsys):
+    (both_run / "metrics.json").unlink()
+    assert cli(["eval", "--run", str(both_run)]) == 0
+    assert "mean" in capsys.readouterr().out
+    assert {"teacher", "student"} <= set(json.loads((both_run / "metrics.json").read_text()))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["eval", "--run", "/nonexistent/run"],
+        ["render", "--run", "/nonexistent/run"],
+        ["train", "--steps", "0"],
+        ["train", "--downscale", "0"],
+        ["train", "--neuron", "quaternary"],
+    ],
+)
+def test_bad_input_is_one_error_line_and_exit_2(args, capsys):
+    assert cli(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
