@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from spiknerf.nerf.kernels import CpuCompiled
+
 SigmaFn = Callable[[Tensor], Tensor]  # world points [S, 3] -> density [S]
 
 
@@ -66,6 +68,29 @@ def packed_to_padded(values: Tensor, ray_indices: Tensor, n_rays: int, fill: flo
     return out
 
 
+def grid_cells(x: Tensor, aabb: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
+    """Flat index of the grid cell holding each point, and whether the point is inside the box."""
+    lo, hi = aabb[:3], aabb[3:]
+    u = (x - lo) / (hi - lo)
+    inside = ((u >= 0) & (u < 1)).all(-1)
+    ijk = (u * resolution).long().clamp(0, resolution - 1)
+    return (ijk[..., 0] * resolution + ijk[..., 1]) * resolution + ijk[..., 2], inside
+
+
+def march(origins: Tensor, dirs: Tensor, t0: Tensor, t1: Tensor, jitter: Tensor, binary: Tensor, aabb: Tensor,
+          step: float, resolution: int, width: int) -> tuple[Tensor, Tensor]:
+    """Sample starts ``[R, width]`` every ``step`` from ``t0 + jitter * step``, and which of them lie in
+    occupied cells before ``t1``."""
+    t_starts = t0[:, None] + (torch.arange(width, device=origins.device) + jitter) * step
+    mid = t_starts + 0.5 * step
+    pts = origins[:, None, :] + dirs[:, None, :] * mid[..., None]
+    cells, inside = grid_cells(pts, aabb, resolution)
+    return t_starts, binary[cells] & inside & (mid < t1[:, None])
+
+
+_march_kernel = CpuCompiled(march)
+
+
 class OccupancyGridSampler(nn.Module):
     """Occupancy-grid ray marcher in pure torch (see the module docstring)."""
 
@@ -99,15 +124,6 @@ class OccupancyGridSampler(nn.Module):
     def occupied_fraction(self) -> float:
         return float(self.binary.float().mean())
 
-    def _cells(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Flat cell index of world points, and whether they are inside the box."""
-        lo, hi = self.aabb[:3], self.aabb[3:]
-        u = (x - lo) / (hi - lo)
-        inside = ((u >= 0) & (u < 1)).all(-1)
-        ijk = (u * self.resolution).long().clamp(0, self.resolution - 1)
-        r = self.resolution
-        return (ijk[..., 0] * r + ijk[..., 1]) * r + ijk[..., 2], inside
-
     @torch.no_grad()
     def sample(
         self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None, stratified: bool = False
@@ -119,27 +135,22 @@ class OccupancyGridSampler(nn.Module):
         if not bool(hit.any()):
             empty = origins.new_zeros(0)
             return RaySamples(empty.long(), empty, empty, n_rays)
-        n_steps = torch.where(hit, torch.ceil((t1 - t0) / self.step_size), torch.zeros_like(t0))
-        width = int(n_steps.max())
-        jitter = torch.rand(n_rays, 1, device=origins.device) if stratified else 0.0
-        t_starts = t0[:, None] + (torch.arange(width, device=origins.device) + jitter) * self.step_size
-        t_ends = t_starts + self.step_size
-        mid = t_starts + 0.5 * self.step_size
-        keep = mid < t1[:, None]
-        rays, cols = keep.nonzero(as_tuple=True)
-        pts = origins[rays] + dirs[rays] * mid[rays, cols, None]
-        cells, inside = self._cells(pts)
-        occupied = self.binary[cells] & inside
-        rays, cols, pts = rays[occupied], cols[occupied], pts[occupied]
+        width = int(torch.ceil((t1 - t0)[hit].max() / self.step_size))
+        jitter = (torch.rand if stratified else torch.zeros)(n_rays, 1, device=origins.device)
+        t_starts, occupied = _march_kernel(origins, dirs, t0, t1, jitter, self.binary, self.aabb, self.step_size,
+                                           self.resolution, width)
+        rays, cols = occupied.nonzero(as_tuple=True)
         if sigma_fn is not None and len(rays):
+            mid = t_starts[rays, cols] + 0.5 * self.step_size
             sigma = torch.zeros(n_rays, width, device=origins.device)
-            sigma[rays, cols] = sigma_fn(pts).float()
+            sigma[rays, cols] = sigma_fn(origins[rays] + dirs[rays] * mid[:, None]).float()
             sdt = sigma * self.step_size
             trans = torch.exp(-(torch.cumsum(sdt, dim=1) - sdt))  # transmittance before each sample
             alpha = 1.0 - torch.exp(-sdt)
             live = (trans[rays, cols] > self.early_stop_eps) & (alpha[rays, cols] > self.alpha_thre)
             rays, cols = rays[live], cols[live]
-        return RaySamples(rays, t_starts[rays, cols], t_ends[rays, cols], n_rays)
+        starts = t_starts[rays, cols]
+        return RaySamples(rays, starts, starts + self.step_size, n_rays)
 
     @torch.no_grad()
     def update(self, step: int, density_fn: SigmaFn, generator: torch.Generator | None = None) -> bool:
