@@ -70,7 +70,7 @@ def test_sequence_bptt_equals_autograd_through_step_function(recurrent, beta):
     m = HetSynLIF(5, 4, recurrent=recurrent, decay="synapse", tau=5.0, tau_spread=3.0, adaptation=beta,
                   tau_adapt=10.0, weight_gain=6.0, surrogate="sigmoid").double()
     with torch.no_grad():
-        m.weight.add_(0.3)  # excitatory drift: every neuron both fires and stays silent within 15 steps
+        m.weight.add_(0.3)  # excitatory drift, so that the layer fires (checked below)
     x = spikes_in(T=15, B=4, n_in=5, p=0.5, seed=2).requires_grad_()
     params = [x, m.weight, m.decay_logit, m.reset_logit]
     state, steps = None, []

@@ -6,6 +6,7 @@ Multi-step tensors are ``[T, B, ...]``. Nothing here imports ``spiknerf.nerf`` o
 
 from spiknerf.neurons.accumulate import accumulate_linear
 from spiknerf.neurons.dynamics import LIFParameters, LIFState, lif_multistep, lif_step
+from spiknerf.neurons.hetsyn import HetSynLIF, HetSynParameters, HetSynState, hetsyn_step
 from spiknerf.neurons.layers import SpikeLinear, SpikeReadout, SpikingLinear, SpikingMLP
 from spiknerf.neurons.lif import BinaryLIF, LIFNeuron, SignedTernaryLIF, TernaryLIF, make_neuron
 from spiknerf.neurons.ops import E_AC_PJ, E_MAC_PJ, OpCount, count_ops
@@ -16,6 +17,9 @@ __all__ = [
     "BinaryLIF",
     "E_AC_PJ",
     "E_MAC_PJ",
+    "HetSynLIF",
+    "HetSynParameters",
+    "HetSynState",
     "LIFNeuron",
     "LIFParameters",
     "LIFState",
@@ -31,6 +35,7 @@ __all__ = [
     "accumulate_linear",
     "count_ops",
     "heaviside",
+    "hetsyn_step",
     "lif_multistep",
     "lif_step",
     "make_neuron",
