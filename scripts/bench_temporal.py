@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from spiknerf.atomic import write_atomic
 from spiknerf.bench.recurrent import ADAPT_TAU_FACTOR, ADAPTATION, NEURONS, RecurrentSNN, temporal_neuron
 from spiknerf.bench.tasks import DMSTask
 from spiknerf.bench.temporal import SETTINGS, TASKS, TemporalConfig, main
+from spiknerf.benchmarks_doc import write_section
 
 SECTION = "## Temporal benchmarks"
 SMALL_TASKS = ("dms", "vowels")
@@ -189,18 +189,6 @@ def targets(results: dict) -> str:
     return "; ".join(parts) + "."
 
 
-def write_section(doc: Path, text: str) -> None:
-    """Replace the section in ``doc`` (or append it), creating the file with a title if missing."""
-    old = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("\n" + old[nxt + 1:] if nxt >= 0 else "")
-    write_atomic(doc, lambda tmp: tmp.write_text(new.rstrip("\n") + "\n"))
-
-
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3, help="seeds per (task, neuron)")
@@ -226,7 +214,7 @@ def bench(argv: list[str]) -> int:
     small = {(t, n): run(t, n, args.seeds, out, args.small) for t in SMALL_TASKS for n in NEURONS}
     command = " ".join(["python scripts/bench_temporal.py", *argv])
     text = section(results, small, rss, command, args.seeds, (time.time() - t0) / 60, args.small)
-    write_section(Path(args.doc), text)
+    write_section(Path(args.doc), SECTION, text)
     print(text)
     return 0
 

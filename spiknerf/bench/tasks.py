@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from spiknerf.bench.datasets import _need, load_mnist5k, split
+from spiknerf.bench.datasets import load_mnist5k, require_extra, split
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def load_vowels() -> SequenceData:
     try:
         from aeon.datasets import load_japanese_vowels
     except ImportError:
-        _need("aeon")
+        require_extra("aeon")
     (x_tr, y_tr), (x_te, y_te) = (load_japanese_vowels(split=s) for s in ("train", "test"))
     x_tr, x_te = ([np.asarray(s, dtype=np.float32).T for s in xs] for xs in (x_tr, x_te))
     frames = np.concatenate(x_tr)
