@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,9 +49,17 @@ def build_teacher(preset: str, scene: Scene) -> nn.Module:
     return NGPField(scene.aabb) if preset == "fast" else NeRFField(scene.aabb)
 
 
-def build_student(preset: str, scene: Scene, neuron: str, T: int, learnable_threshold: bool = False) -> nn.Module:
-    """The spiking field of a preset."""
-    kw = dict(neuron=neuron, T=T, learnable_threshold=learnable_threshold)
+def build_student(preset: str, scene: Scene, config: dict[str, Any]) -> nn.Module:
+    """The spiking field of a preset, with the neuron options of a run ``config`` (``neuron``, ``T``, ...).
+
+    The neurons integrate their input current without the 1/τ input decay
+    (``decay_input=False``): the same dynamics with the decay folded into the
+    weights, so that default-initialised layers start close enough to the
+    threshold to fire.
+    """
+    kw = dict(neuron=config["neuron"].replace("-", "_"), T=config["T"],
+              learnable_threshold=config.get("learnable_threshold", False),
+              surrogate=config.get("surrogate", "atan"), decay_input=False)
     return SpikingNGPField(scene.aabb, **kw) if preset == "fast" else SpikingNeRFField(scene.aabb, **kw)
 
 

@@ -71,8 +71,7 @@ def load_model(run: Path, phase: str, config: dict[str, Any], scene: Scene,
     if phase == "teacher":
         model = build_teacher(config["preset"], scene)
     else:
-        model = build_student(config["preset"], scene, config["neuron"].replace("-", "_"), config["T"],
-                              config.get("learnable_threshold", False))
+        model = build_student(config["preset"], scene, config)
     sampler = build_sampler(config["preset"], scene, device)
     try:
         model.load_state_dict(state["model"])

@@ -31,8 +31,8 @@ from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.metrics import psnr
 from spiknerf.nerf.presets import PRESETS, Preset, build_sampler, build_student, build_teacher
 from spiknerf.nerf.render import render_chunks, render_rays
-from spiknerf.nerf.run import RUN_CONFIG, choose_device, eval_background, resolve_run_dir
-from spiknerf.neurons import count_ops
+from spiknerf.nerf.run import RUN_CONFIG, choose_device, eval_background, load_model, read_config, resolve_run_dir
+from spiknerf.neurons import SURROGATES, count_ops
 
 NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
 
@@ -53,6 +53,7 @@ class TrainConfig:
                                                         "help": "what RGBA images are composited on"})
     neuron: str = field(default="ternary", metadata={"choices": NEURON_CHOICES, "help": "student neuron"})
     learnable_threshold: bool = field(default=False, metadata={"help": "LTMD threshold tanh(w) per layer"})
+    surrogate: str = field(default="atan", metadata={"choices": SURROGATES, "help": "student surrogate gradient"})
     T: int = field(default=2, metadata={"help": "student time steps"})
     kd: bool = field(default=True, metadata={"flag": "--no-kd", "help": "turn distillation off"})
     kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density"})
@@ -81,6 +82,7 @@ class TrainConfig:
             (self.video_frames >= 0 and self.fps >= 1, "--video-frames must be >= 0 and --fps >= 1"),
             (not (self.model == "student" and self.teacher is None and self.kd),
              "--model student needs --teacher RUN (or --no-kd)"),
+            (self.teacher is None or self.model == "student", "--teacher RUN goes with --model student"),
         ]
         for ok, message in checks:
             if not ok:
@@ -142,12 +144,12 @@ class Phase:
         self.optimizer = make_optimizer(model, preset)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(steps, preset.warmup_steps))
         self.generator = torch.Generator().manual_seed(seed)
-        self.step, self.train_seconds = 0, 0.0
+        self.step, self.train_seconds, self.rays = 0, 0.0, 0
         self.samples_per_ray = 64.0  # running estimate that sizes the batch
 
     def state(self) -> dict[str, Any]:
         return {
-            "phase": self.name, "step": self.step, "train_seconds": self.train_seconds,
+            "phase": self.name, "step": self.step, "train_seconds": self.train_seconds, "rays": self.rays,
             "samples_per_ray": self.samples_per_ray, "model": self.model.state_dict(),
             "sampler": self.sampler.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
@@ -161,7 +163,7 @@ class Phase:
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        self.step, self.train_seconds = state["step"], state["train_seconds"]
+        self.step, self.train_seconds, self.rays = state["step"], state["train_seconds"], state["rays"]
         self.samples_per_ray = state["samples_per_ray"]
 
     def n_rays(self) -> int:
@@ -223,6 +225,7 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
         phase.step += 1
         dt = time.perf_counter() - t0
         phase.train_seconds += dt
+        phase.rays += len(o)
         spr = len(out.samples) / max(out.samples.n_rays, 1)
         phase.samples_per_ray = 0.9 * phase.samples_per_ray + 0.1 * spr if phase.step > 1 else spr
         loss_value = float(loss.detach())
@@ -249,8 +252,9 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
             if use_kd or phase.name == "student":
                 log_spiking_stats(writer, phase.name, phase.step, model, out.points[:4096], out.directions[:4096])
             with history.open("a") as f:
-                f.write(json.dumps({"phase": phase.name, "step": phase.step, "train_seconds":
-                                    round(phase.train_seconds, 3), "test_psnr": round(test_psnr, 4)}) + "\n")
+                f.write(json.dumps({"phase": phase.name, "step": phase.step, "rays": phase.rays,
+                                    "train_seconds": round(phase.train_seconds, 3),
+                                    "test_psnr": round(test_psnr, 4)}) + "\n")
             bar.write(f"{phase.name} step {phase.step}: test PSNR {test_psnr:.2f} dB "
                       f"({phase.train_seconds:.0f} s of training)")
         due = time.perf_counter() - last_save >= cfg.checkpoint_seconds
@@ -275,9 +279,15 @@ def log_spiking_stats(writer: SummaryWriter, tag: str, step: int, model: nn.Modu
 
 
 def run_phase(name: str, model: nn.Module, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
-              device: torch.device, teacher: nn.Module | None = None) -> None:
-    """Build, resume if asked (or skip when already finished), and train one model."""
+              device: torch.device, teacher: Teacher | None = None) -> Phase:
+    """Build, resume if asked (or skip when already finished), and train one model.
+
+    A distilled student also starts from its teacher's occupancy grid, so it
+    does not spend its first steps marching through space the teacher knows is empty.
+    """
     sampler = build_sampler(cfg.preset, scene, device).to(device)
+    if teacher is not None:
+        sampler.load_state_dict(teacher.sampler.state_dict())
     seed = cfg.seed * 2 + (name == "student")
     torch.manual_seed(seed)
     phase = Phase(name, model.to(device), sampler, PRESETS[cfg.preset], cfg.total_steps, seed)
@@ -285,21 +295,25 @@ def run_phase(name: str, model: nn.Module, scene: Scene, cfg: TrainConfig, run: 
     if ckpt is not None:
         phase.load(load_checkpoint(ckpt))
         print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
-    train_phase(phase, scene, cfg, run, writer, device, teacher)
+    train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model)
+    return phase
 
 
-def load_teacher(run: Path, scene: Scene, cfg: TrainConfig, device: torch.device) -> nn.Module:
-    """The finished teacher of another run (``--teacher RUN``)."""
-    ckpt = latest_checkpoint(Path(run), "teacher")
-    if ckpt is None:
-        raise InputError(f"--teacher {run}: no teacher checkpoint in {Path(run) / 'checkpoints'}")
-    state = load_checkpoint(ckpt)
-    model = build_teacher(cfg.preset, scene)
-    try:
-        model.load_state_dict(state["model"])
-    except (KeyError, RuntimeError) as exc:
-        raise InputError(f"--teacher {run}: {ckpt.name} does not hold a {cfg.preset} teacher ({exc})") from None
-    return model.to(device).eval()
+@dataclass
+class Teacher:
+    """A trained teacher: its field (frozen) and its occupancy grid."""
+
+    model: nn.Module
+    sampler: nn.Module
+
+
+def load_teacher(run: Path, scene: Scene, cfg: TrainConfig, device: torch.device) -> Teacher:
+    """The finished teacher of another run (``--teacher RUN``), which must use the same preset."""
+    config = read_config(run)
+    if config.get("preset") != cfg.preset:
+        raise InputError(f"--teacher {run}: its preset is {config.get('preset')}, this run's is {cfg.preset}")
+    model, sampler, _ = load_model(run, "teacher", config, scene, device)
+    return Teacher(model, sampler)
 
 
 def resumed_config(cfg: TrainConfig) -> TrainConfig:
@@ -348,15 +362,14 @@ def main(cfg: TrainConfig) -> int:
     with SummaryWriter(str(run / "tb")) as writer:
         teacher = None
         if cfg.model in ("both", "teacher"):
-            teacher = build_teacher(cfg.preset, scene)
-            run_phase("teacher", teacher, scene, cfg, run, writer, device)
-            teacher.eval()
+            trained = run_phase("teacher", build_teacher(cfg.preset, scene), scene, cfg, run, writer, device)
+            teacher = Teacher(trained.model.eval(), trained.sampler)
         elif cfg.teacher is not None:
             teacher = load_teacher(Path(cfg.teacher), scene, cfg, device)
         if cfg.model in ("both", "student"):
-            student = build_student(cfg.preset, scene, cfg.neuron.replace("-", "_"), cfg.T, cfg.learnable_threshold)
-            for p in teacher.parameters() if teacher is not None else ():
-                p.requires_grad_(False)
+            student = build_student(cfg.preset, scene, dataclasses.asdict(cfg))
+            if teacher is not None:
+                teacher.model.requires_grad_(False)
             run_phase("student", student, scene, cfg, run, writer, device, teacher if cfg.kd else None)
     metrics = evaluate_run(run, device=cfg.device)
     print(format_table(metrics))
