@@ -129,7 +129,8 @@ def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, 
     block = score(images, split, background) | {"seconds_per_view": per_view}
     train_seconds = state["train_seconds"]
     block |= {"train_seconds": train_seconds, "steps": state["step"],
-              "steps_per_second": state["step"] / train_seconds, "rays_per_second": state["rays"] / train_seconds}
+              "steps_per_second": state["step"] / train_seconds, "rays_per_second": state["rays"] / train_seconds,
+              "train_samples_per_second": state["samples"] / train_seconds}
     points, dirs = sample_points(model, sampler, split, background, device)
     block |= op_report(inference, points, dirs, block["samples_per_ray"], e_mac, e_ac)
     if phase == "student":

@@ -144,12 +144,13 @@ class Phase:
         self.optimizer = make_optimizer(model, preset)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(steps, preset.warmup_steps))
         self.generator = torch.Generator().manual_seed(seed)
-        self.step, self.train_seconds, self.rays = 0, 0.0, 0
+        self.step, self.train_seconds, self.rays, self.samples = 0, 0.0, 0, 0
         self.samples_per_ray = 64.0  # running estimate that sizes the batch
 
     def state(self) -> dict[str, Any]:
         return {
             "phase": self.name, "step": self.step, "train_seconds": self.train_seconds, "rays": self.rays,
+            "samples": self.samples,
             "samples_per_ray": self.samples_per_ray, "model": self.model.state_dict(),
             "sampler": self.sampler.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
@@ -163,7 +164,8 @@ class Phase:
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        self.step, self.train_seconds, self.rays = state["step"], state["train_seconds"], state["rays"]
+        self.step, self.train_seconds = state["step"], state["train_seconds"]
+        self.rays, self.samples = state["rays"], state["samples"]
         self.samples_per_ray = state["samples_per_ray"]
 
     def n_rays(self) -> int:
@@ -226,6 +228,7 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
         dt = time.perf_counter() - t0
         phase.train_seconds += dt
         phase.rays += len(o)
+        phase.samples += len(out.samples)
         spr = len(out.samples) / max(out.samples.n_rays, 1)
         phase.samples_per_ray = 0.9 * phase.samples_per_ray + 0.1 * spr if phase.step > 1 else spr
         loss_value = float(loss.detach())
