@@ -24,7 +24,6 @@ import argparse
 import json
 import multiprocessing
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -49,6 +48,7 @@ from spiknerf.bench.classify import (
 from spiknerf.bench.imloss import IM_WEIGHT, K_MAX, K_MIN
 from spiknerf.bench.ltmd import DROP_RATE
 from spiknerf.bench.ncg import NCGSettings
+from spiknerf.bench.peer_spikingjelly import ensure_spikingjelly
 from spiknerf.bench.s2nn import DISTILL_WEIGHT
 from spiknerf.benchmarks_doc import write_section
 
@@ -67,19 +67,6 @@ LABELS = {
     "s2nn": f"s2nn (sub-bit, k={SUBBIT_BLOCK}, η={SUBBIT_ETA})",
     "ncg": "ncg (supervised STDP, no backprop)",
 }
-
-
-def ensure_spikingjelly(install: bool) -> bool:
-    """Import SpikingJelly, installing it without its dependencies first if allowed."""
-    from spiknerf.bench.peer_spikingjelly import spikingjelly_available
-
-    if spikingjelly_available() or not install:
-        return spikingjelly_available()
-    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "spikingjelly", "loguru", "tqdm"]
-    if subprocess.run(cmd, check=False).returncode != 0:
-        print("SpikingJelly did not install; skipping the side-by-side run", file=sys.stderr)
-        return False
-    return spikingjelly_available()
 
 
 def run_job(cfg: ClassifyConfig, reuse: bool = False) -> dict:

@@ -18,6 +18,9 @@ torchvision and torchaudio, which would pull another torch)::
 from __future__ import annotations
 
 import copy
+import importlib
+import subprocess
+import sys
 
 from torch import Tensor, nn
 
@@ -32,6 +35,18 @@ def spikingjelly_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def ensure_spikingjelly(install: bool) -> bool:
+    """Import SpikingJelly, installing it first without its dependencies (they would pull a CUDA torch) if allowed."""
+    if spikingjelly_available() or not install:
+        return spikingjelly_available()
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "spikingjelly", "loguru", "tqdm"]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        print("SpikingJelly did not install; skipping the side-by-side run", file=sys.stderr)
+        return False
+    importlib.invalidate_caches()
+    return spikingjelly_available()
 
 
 class SpikingJellyMLP(nn.Module):
