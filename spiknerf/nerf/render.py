@@ -49,8 +49,7 @@ def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Ten
         sigmas, rgbs = field_fn(points, d)
     else:
         sigmas, rgbs = points.new_zeros(0), points.new_zeros(0, 3)
-    rgbs = rgbs.float()
-    sigmas = sigmas.float()
+    rgbs, sigmas = rgbs.to(origins.dtype), sigmas.to(origins.dtype)  # float32 again after mixed precision
     n = samples.n_rays
     if origins.is_cuda:
         rgb, opacity, depth, _ = nerfacc.rendering(

@@ -286,11 +286,15 @@ def run_phase(name: str, model: nn.Module, scene: Scene, cfg: TrainConfig, run: 
     """Build, resume if asked (or skip when already finished), and train one model.
 
     A distilled student also starts from its teacher's occupancy grid, so it
-    does not spend its first steps marching through space the teacher knows is empty.
+    does not spend its first steps marching through space the teacher knows is
+    empty, and from its teacher's learned encoding (the hash table of the fast
+    preset), so that it learns the spiking MLP on features that already describe
+    the scene.
     """
     sampler = build_sampler(cfg.preset, scene, device).to(device)
     if teacher is not None:
         sampler.load_state_dict(teacher.sampler.state_dict())
+        inherit_encoding(model, teacher.model)
     seed = cfg.seed * 2 + (name == "student")
     torch.manual_seed(seed)
     phase = Phase(name, model.to(device), sampler, PRESETS[cfg.preset], cfg.total_steps, seed)
@@ -300,6 +304,13 @@ def run_phase(name: str, model: nn.Module, scene: Scene, cfg: TrainConfig, run: 
         print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
     train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model)
     return phase
+
+
+def inherit_encoding(student: nn.Module, teacher: nn.Module) -> None:
+    """Copy the teacher's learned encoding into the student when both have the same one."""
+    enc_s, enc_t = getattr(student, "encoding", None), getattr(teacher, "encoding", None)
+    if enc_s is not None and enc_t is not None:
+        enc_s.load_state_dict(enc_t.state_dict())
 
 
 @dataclass
