@@ -62,6 +62,29 @@ def test_cpu_sampler_matches_brute_force_dense_sampling():
     assert (ours.opacity - ref.opacity).abs().max() < 1e-3
 
 
+def test_front_to_back_density_rounds_keep_exactly_the_single_pass_samples():
+    torch.manual_seed(2)
+    n = 128
+    origins = torch.randn(n, 3)
+    origins = 4.0 * origins / origins.norm(dim=-1, keepdim=True)
+    dirs = torch.randn(n, 3) * 0.2 - origins
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    opaque = lambda x: 300.0 * blob_density(x)  # noqa: E731  rays through the bumps are spent early
+    sampler = OccupancyGridSampler(AABB, 2.0, 6.0, 0.01, resolution=32, occ_thre=0.0)
+    sampler.update(0, opaque)
+    calls = []
+    counted = lambda x: calls.append(len(x)) or opaque(x)  # noqa: E731
+    rounds = sampler.sample(origins, dirs, sigma_fn=counted)
+    one_pass = OccupancyGridSampler.front_to_back_density
+    sampler.front_to_back_density = lambda *a: one_pass(sampler, *a, first=10**9)
+    evaluated_rounds = sum(calls)
+    calls.clear()
+    single = sampler.sample(origins, dirs, sigma_fn=counted)
+    assert len(calls) == 1 and evaluated_rounds < calls[0] / 2  # most density reads were behind surfaces
+    assert torch.equal(rounds.ray_indices, single.ray_indices)
+    assert torch.equal(rounds.t_starts, single.t_starts)
+
+
 def test_weights_sum_to_opacity():
     torch.manual_seed(1)
     n, k = 5, 7

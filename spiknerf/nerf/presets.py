@@ -37,7 +37,7 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset("fast", steps=6000, lr=1e-2, target_samples=1 << 13, min_rays=256, max_rays=2048,
+    "fast": Preset("fast", steps=5000, lr=1e-2, target_samples=1 << 13, min_rays=256, max_rays=2048,
                    warmup_steps=100),
     "paper": Preset("paper", steps=3000, lr=5e-4, target_samples=1 << 14, min_rays=32, max_rays=1024,
                     warmup_steps=100),
