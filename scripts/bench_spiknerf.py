@@ -57,7 +57,7 @@ def row(label: str, b: dict, teacher: dict) -> dict:
                            if "training_form" in b else None),
         "samples_per_ray": b["samples_per_ray"], "train_s": b["train_seconds"],
         "step_ms": 1000 / b["steps_per_second"], "us_per_sample": 1e6 / b["train_samples_per_second"],
-        "firing": b.get("firing_rate", {}),
+        "firing": b.get("firing_rate", {}), "steps": b["steps"],
     }
 
 
@@ -80,11 +80,14 @@ def bench_scene(name: str, runs: Path, steps: int | None) -> tuple[list[dict], d
     return rows, info
 
 
-def bench_paper(runs: Path, steps: int) -> tuple[list[dict], str]:
+def bench_paper(runs: Path, steps: int, teacher_run: Path | None) -> tuple[list[dict], str]:
+    """Teacher and distilled student of the paper preset; with ``teacher_run``, only the student trains."""
     args = SCENES["lego-100"] + ["--preset", "paper", "--steps", str(steps), "--video-frames", "0"]
+    if teacher_run is not None:
+        args += ["--model", "student", "--teacher", str(teacher_run)]
     out = runs / "lego-100-paper"
     spiknerf(["train", *args, "--out", str(out)])
-    teacher = block(out, "teacher")
+    teacher = block(teacher_run or out, "teacher")
     return [row("ANN (teacher)", teacher, teacher), row("ternary SNN + KD, T=2", block(out, "student"), teacher)], \
         "spiknerf train " + " ".join(args + ["--out", str(out)])
 
@@ -131,6 +134,7 @@ def report(results: dict, paper: tuple[list[dict], str] | None, command: str) ->
         rows, cmd = paper
         lines += ["### paper preset (8 x 256 NeRF MLP, 64 + 128 samples), lego 100 x 100", "", *fmt_rows(rows), "",
                   f"- `{cmd}`", "",
+                  f"The teacher trained {rows[0]['steps']} steps, the student {rows[1]['steps']}.", "",
                   f"Student energy per sample point: {rows[1]['ratio_sample']:.3f}x the teacher's "
                   "(target <= 0.25).", ""]
     return "\n".join(lines)
@@ -141,6 +145,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=tuple(SCENES), help="scenes (default: all)")
     parser.add_argument("--steps", type=int, default=None, help="steps per model (default: the preset's)")
     parser.add_argument("--paper-steps", type=int, default=500, help="steps per model of the paper preset (0: skip)")
+    parser.add_argument("--paper-teacher", type=Path, help="a trained paper-preset teacher run to distil from "
+                        "(e.g. bench_nerf.py's lego-100-paper) instead of training one for --paper-steps")
     parser.add_argument("--runs", default="runs/bench-spiknerf")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
@@ -149,7 +155,7 @@ def main() -> None:
         raise SystemExit(f"{runs} exists; remove it or pass another --runs")
     names = [n for n in (args.only or SCENES) if LEGO.is_dir() or n != "lego-100"]
     results = {name: bench_scene(name, runs, args.steps) for name in names}
-    paper = bench_paper(runs, args.paper_steps) if args.paper_steps and LEGO.is_dir() else None
+    paper = bench_paper(runs, args.paper_steps, args.paper_teacher) if args.paper_steps and LEGO.is_dir() else None
     command = "python " + " ".join(["scripts/bench_spiknerf.py", *sys.argv[1:]])
     text = report(results, paper, command)
     write_section(Path(args.doc), SECTION, text)

@@ -28,7 +28,8 @@ from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
 @dataclass(frozen=True)
 class Preset:
     name: str
-    steps: int  # default training steps per model
+    steps: int  # default training steps of the teacher
+    student_steps: int  # and of the student (its step costs about twice the teacher's on the CPU)
     lr: float
     target_samples: int  # samples per batch; the number of rays follows the samples per ray
     min_rays: int
@@ -37,10 +38,10 @@ class Preset:
 
 
 PRESETS: dict[str, Preset] = {
-    "fast": Preset("fast", steps=5000, lr=1e-2, target_samples=1 << 13, min_rays=256, max_rays=2048,
-                   warmup_steps=100),
-    "paper": Preset("paper", steps=3000, lr=5e-4, target_samples=1 << 14, min_rays=32, max_rays=1024,
-                    warmup_steps=100),
+    "fast": Preset("fast", steps=5000, student_steps=3500, lr=1e-2, target_samples=1 << 13, min_rays=256,
+                   max_rays=2048, warmup_steps=100),
+    "paper": Preset("paper", steps=3000, student_steps=3000, lr=5e-4, target_samples=1 << 14, min_rays=32,
+                    max_rays=1024, warmup_steps=100),
 }
 
 

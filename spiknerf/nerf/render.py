@@ -85,8 +85,13 @@ class Image:
 
 @torch.no_grad()
 def render_chunks(field, sampler, origins: Tensor, dirs: Tensor, background: Tensor,
-                  view_dirs: Tensor | None = None, chunk: int = 4096) -> Image:
-    """Render many rays in chunks of ``chunk`` without gradients, over a constant ``background`` ``[3]``."""
+                  view_dirs: Tensor | None = None, chunk: int | None = None) -> Image:
+    """Render many rays in chunks without gradients, over a constant ``background`` ``[3]``.
+
+    ``chunk`` rays at a time; by default the sampler's ``render_chunk`` (sized so
+    that a chunk's samples fit in cache and memory), else 4096.
+    """
+    chunk = chunk or getattr(sampler, "render_chunk", 4096)
     parts, n_samples = [], 0
     for start in range(0, len(origins), chunk):
         sl = slice(start, start + chunk)

@@ -283,6 +283,8 @@ class CoarseToFineSampler(nn.Module):
     def __init__(self, near: float, far: float, n_coarse: int = 64, n_fine: int = 128) -> None:
         super().__init__()
         self.near, self.far, self.n_coarse, self.n_fine = float(near), float(far), n_coarse, n_fine
+        # every ray gets all its samples: 4096 rays would hold 786k samples x 256 features per layer (GBs)
+        self.render_chunk = max(1, (1 << 16) // (n_coarse + n_fine))
 
     @property
     def occupied_fraction(self) -> float:
