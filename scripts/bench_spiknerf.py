@@ -34,10 +34,18 @@ SECTION = "## Spik-NeRF: ANN teacher vs spiking students"
 SCENES: dict[str, list[str]] = {"lego-100": ["--data", str(LEGO), "--downscale", "8"], "builtin": []}
 
 
-def spiknerf(args: list[str]) -> float:
-    """Run ``spiknerf ...`` in a fresh process; returns its wall seconds."""
+def spiknerf(args: list[str], out: Path, reuse: bool) -> float:
+    """Run ``spiknerf ... --out OUT`` in a fresh process; returns its wall seconds.
+
+    With ``reuse`` a finished run in ``out`` is kept, and its wall time read from
+    its files: config.json is written first, metrics.json and the video last.
+    """
+    if reuse and (out / "metrics.json").exists():
+        last = max(p.stat().st_mtime for p in [out / "metrics.json", *out.glob("renders/*.mp4")])
+        return last - (out / "config.json").stat().st_mtime
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "spiknerf.cli", *args], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "spiknerf.cli", *args, "--out", str(out)], check=True,
+                   stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
 
 
@@ -61,16 +69,16 @@ def row(label: str, b: dict, teacher: dict) -> dict:
     }
 
 
-def bench_scene(name: str, runs: Path, steps: int | None) -> tuple[list[dict], dict]:
+def bench_scene(name: str, runs: Path, steps: int | None, reuse: bool) -> tuple[list[dict], dict]:
     base = SCENES[name] + (["--steps", str(steps)] if steps else [])
     both = runs / name / "ann+ternary-kd"
-    wall = spiknerf(["train", *base, "--out", str(both)])
+    wall = spiknerf(["train", *base], both, reuse)
     teacher = block(both, "teacher")
     rows = [row("ANN (teacher)", teacher, teacher)]
     for neuron in ("binary", "ternary"):
         out = runs / name / f"{neuron}"
-        spiknerf(["train", *base, "--model", "student", "--no-kd", "--neuron", neuron, "--out", str(out),
-                  "--video-frames", "0"])
+        spiknerf(["train", *base, "--model", "student", "--no-kd", "--neuron", neuron, "--video-frames", "0"],
+                 out, reuse)
         rows.append(row(f"{neuron} SNN, T=2", block(out, "student"), teacher))
     rows.append(row("ternary SNN + KD, T=2", block(both, "student"), teacher))
     info = {"wall_default_run": wall, "commands": [
@@ -80,13 +88,13 @@ def bench_scene(name: str, runs: Path, steps: int | None) -> tuple[list[dict], d
     return rows, info
 
 
-def bench_paper(runs: Path, steps: int, teacher_run: Path | None) -> tuple[list[dict], str]:
+def bench_paper(runs: Path, steps: int, teacher_run: Path | None, reuse: bool) -> tuple[list[dict], str]:
     """Teacher and distilled student of the paper preset; with ``teacher_run``, only the student trains."""
     args = SCENES["lego-100"] + ["--preset", "paper", "--steps", str(steps), "--video-frames", "0"]
     if teacher_run is not None:
         args += ["--model", "student", "--teacher", str(teacher_run)]
     out = runs / "lego-100-paper"
-    spiknerf(["train", *args, "--out", str(out)])
+    spiknerf(["train", *args], out, reuse)
     teacher = block(teacher_run or out, "teacher")
     return [row("ANN (teacher)", teacher, teacher), row("ternary SNN + KD, T=2", block(out, "student"), teacher)], \
         "spiknerf train " + " ".join(args + ["--out", str(out)])
@@ -148,14 +156,16 @@ def main() -> None:
     parser.add_argument("--paper-teacher", type=Path, help="a trained paper-preset teacher run to distil from "
                         "(e.g. bench_nerf.py's lego-100-paper) instead of training one for --paper-steps")
     parser.add_argument("--runs", default="runs/bench-spiknerf")
+    parser.add_argument("--reuse", action="store_true", help="keep the finished runs already under --runs")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     runs = Path(args.runs)
-    if runs.exists():
+    if runs.exists() and not args.reuse:
         raise SystemExit(f"{runs} exists; remove it or pass another --runs")
     names = [n for n in (args.only or SCENES) if LEGO.is_dir() or n != "lego-100"]
-    results = {name: bench_scene(name, runs, args.steps) for name in names}
-    paper = bench_paper(runs, args.paper_steps, args.paper_teacher) if args.paper_steps and LEGO.is_dir() else None
+    results = {name: bench_scene(name, runs, args.steps, args.reuse) for name in names}
+    paper = (bench_paper(runs, args.paper_steps, args.paper_teacher, args.reuse)
+             if args.paper_steps and LEGO.is_dir() else None)
     command = "python " + " ".join(["scripts/bench_spiknerf.py", *sys.argv[1:]])
     text = report(results, paper, command)
     write_section(Path(args.doc), SECTION, text)
