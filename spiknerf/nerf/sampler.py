@@ -20,6 +20,7 @@ directions and the ray each belongs to.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -164,7 +165,7 @@ class OccupancyGridSampler(nn.Module):
         sigma = torch.zeros(t_starts.shape, device=origins.device)
         depth = torch.zeros(t_starts.shape[0], device=origins.device)
         # spent means exp(-depth) <= early_stop_eps; the margin keeps float rounding on the safe side
-        spent = -torch.log(torch.tensor(self.early_stop_eps)).item() * (1 + 1e-4)
+        spent = -math.log(self.early_stop_eps) * (1 + 1e-4)
         lo, size, last = 0, first, int(rank.max())
         while lo <= last:
             pick = (rank >= lo) & (rank < lo + size)
