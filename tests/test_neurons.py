@@ -12,6 +12,7 @@ from spiknerf.neurons import (
     SpikingMLP,
     TernaryLIF,
     accumulate_linear,
+    calibrate_offsets,
     count_ops,
     make_neuron,
     reparameterize,
@@ -111,10 +112,12 @@ def folded_test_model(T=2):
 
 @pytest.mark.parametrize("accumulate", [False, True])
 @pytest.mark.parametrize("static", [True, False])
-def test_reparameterized_model_equals_training_form(accumulate, static):
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_reparameterized_model_equals_training_form(accumulate, static, calibrated):
     model = folded_test_model(T=3)
     x = torch.randn(200, 6) if static else torch.randn(3, 200, 6)
-    folded = reparameterize(model, accumulate=accumulate)
+    offsets = calibrate_offsets(model, torch.randn(x.shape)) if calibrated else None
+    folded = reparameterize(model, accumulate=accumulate, offsets=offsets, inputs=(x,))
     with torch.no_grad():
         ref, out = model(x), folded(x)
         spikes = model.layers[1](model.layers[0](x))
@@ -123,13 +126,23 @@ def test_reparameterized_model_equals_training_form(accumulate, static):
     assert not any(getattr(m, "accumulate", False) for m in model.modules())  # original untouched
 
 
+def test_calibrated_offsets_are_each_units_most_frequent_spike():
+    model = hand_count_model()
+    with torch.no_grad():
+        model.layers[0].fc.bias[:2] = torch.tensor([-3.0, 3.0])  # unit 0 silent, unit 1 fires 2
+    offsets = calibrate_offsets(model, torch.ones(5, 3))
+    assert offsets["layers.0.neuron"].tolist() == [0.0, 2.0, 1.0, 1.0]
+    assert offsets["layers.1.neuron"].tolist() == [0.0] * 4
+
+
 def test_accumulate_linear_adds_weight_columns():
     w = torch.tensor([[1.0, 2.0, 4.0], [8.0, 16.0, 32.0]])
-    s = torch.tensor([[1.0, 0.0, -1.0], [-1.0, -1.0, 1.0]])
+    s = torch.tensor([[1.0, 0.0, -1.0], [-1.0, -2.0, 2.0]])
     out = accumulate_linear(s, w, torch.tensor([0.5, 0.25]))
-    assert out.tolist() == [[1 - 4 + 0.5, 8 - 32 + 0.25], [-1 - 2 + 4 + 0.5, -8 - 16 + 32 + 0.25]]
-    with pytest.raises(ValueError, match="-1, 0 and 1"):
-        accumulate_linear(torch.tensor([[2.0, 0.0, 0.0]]), w)
+    assert out.tolist() == [[1 - 4 + 0.5, 8 - 32 + 0.25], [-1 - 4 + 8 + 0.5, -8 - 32 + 64 + 0.25]]
+    for bad in (3.0, 0.5):
+        with pytest.raises(ValueError, match="-2, -1, 0, 1 and 2"):
+            accumulate_linear(torch.tensor([[bad, 0.0, 0.0]]), w)
 
 
 def test_reparameterize_rejects_non_ternary_models():
@@ -160,6 +173,10 @@ def test_count_ops_matches_hand_count():
     folded = count_ops(reparameterize(model), torch.ones(1, 3))
     # folded spikes s - 1: layer 0's ones cost nothing; layer 1's zeros (-1) cost 2 steps x 4 x 2 at the readout
     assert folded.macs == 12 and folded.sops == 16
+    x = torch.ones(1, 3)
+    calibrated = reparameterize(model, offsets=calibrate_offsets(model, x), inputs=(x,))
+    # calibrated offsets: layer 0's units always spike 1 (c = 1), layer 1's never (c = 0): nothing to add
+    assert count_ops(calibrated, x).sops == 0
     half = count_ops(model, torch.ones(2, 3), e_mac=1.0, e_ac=0.5)
     assert half.energy_pj_per_sample == pytest.approx(12 * 1.0 + 32 * 0.5)
 

@@ -14,7 +14,7 @@ from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.sampler import OccupancyGridSampler
 from spiknerf.nerf.student import SpikingNGPField
 from spiknerf.nerf.synthetic import SceneSpec, write_scene
-from spiknerf.neurons import count_ops, reparameterize
+from spiknerf.neurons import calibrate_offsets, count_ops, reparameterize
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
 
@@ -57,7 +57,8 @@ def firing_student(T: int = 2) -> SpikingNGPField:
     return s
 
 
-def test_reparameterized_render_equals_training_form_render():
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_reparameterized_render_equals_training_form_render(calibrated):
     student = firing_student()
     sampler = OccupancyGridSampler(AABB, 2.0, 6.0, 0.05, resolution=16)
     sampler.update(0, student.density)
@@ -65,7 +66,13 @@ def test_reparameterized_render_equals_training_form_render():
     origins = torch.nn.functional.normalize(torch.randn(300, 3), dim=-1) * 4
     dirs = torch.nn.functional.normalize(torch.randn(300, 3) * 0.2 - origins, dim=-1)
     ref = render_chunks(student, sampler, origins, dirs, torch.ones(3))
-    folded = render_chunks(reparameterize(student), sampler, origins, dirs, torch.ones(3))
+    points = torch.rand(500, 3) * 2 - 1
+    views = torch.nn.functional.normalize(torch.randn(500, 3), dim=-1)
+    offsets = calibrate_offsets(student, points, views) if calibrated else None
+    if calibrated:
+        assert {float(v) for c in offsets.values() for v in c.unique()} > {0.0}  # not all units share one offset
+    inference = reparameterize(student, offsets=offsets, inputs=(points, views))
+    folded = render_chunks(inference, sampler, origins, dirs, torch.ones(3))
     assert ref.samples_per_ray > 1
     assert (folded.rgb - ref.rgb).abs().max() <= 1e-4
     assert (folded.depth - ref.depth).abs().max() <= 1e-3

@@ -1,22 +1,24 @@
 """``spiknerf eval``: render a split, score PSNR and SSIM per view, count operations, write ``metrics.json``.
 
 The student is evaluated in its inference form: a ternary student is
-re-parameterized (spikes {0,1,2} -> {-1,0,1}, W·1 folded into the bias) so its
-spike-reading layers need only additions, and ``reparam_max_abs_diff`` records
-the largest difference between the folded and the training-form renderings of
-the same test rays (4096 drawn across the split), evaluated in float64 (see
-:func:`reparam_difference`; the float32 figure is
-``reparam_max_abs_diff_float32``). Operation counts are taken at the sample
-points of the rendered rays: MACs for layers that read analog values, synaptic operations for
-spike-driven layers; the hash-grid lookups are not counted (they are the same
-in teacher and student).
+re-parameterized (each spike ``s`` read as ``s - c``, ``W c`` folded into the
+bias) so its spike-reading layers need only additions, and
+``reparam_max_abs_diff`` records the largest difference between the folded and
+the training-form renderings of the same test rays (4096 drawn across the
+split), evaluated in float64 (see :func:`reparam_difference`; the float32
+figure is ``reparam_max_abs_diff_float32``). Operation counts are taken at the
+sample points of the rendered rays: MACs for layers that read analog values,
+synaptic operations for spike-driven layers; the hash-grid lookups are not
+counted (they are the same in teacher and student).
 
-Folding trades sparsity for additions: in {-1, 0, 1} a spike 0 becomes -1 and
-costs a subtraction, while only a spike 1 is free. So the synaptic operations
-of the folded (inference) form are reported, and beside them
-(``training_form``) those of the same spikes read in {0, 1, 2}, where 0 is
-free and a 2 counts as one (shifted) addition.
+The offsets ``c`` are each unit's most frequent spike on sample points of the
+first training view (:func:`~spiknerf.neurons.calibrate_offsets`), so that the
+commonest spike costs nothing. Beside the inference form, two other readings of
+the same spikes are reported: ``paper_fold`` (the paper's ``c = 1`` for every
+unit: a 0 spike costs a subtraction) and ``training_form`` ({0, 1, 2}: a 0 is
+free, a 2 is one shifted addition).
 """
+
 
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from spiknerf.nerf.data import Scene, Split
 from spiknerf.nerf.metrics import psnr, ssim
 from spiknerf.nerf.render import Image, render_chunks, render_rays
 from spiknerf.nerf.run import METRICS, choose_device, eval_background, load_model, open_scene, read_config
-from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, TernaryLIF, count_ops, reparameterize
+from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, TernaryLIF, calibrate_offsets, count_ops, reparameterize
 
 # sample points used for op counting: enough for stable firing rates, cheap to run
 _OPS_SAMPLES = 1 << 14
@@ -79,7 +81,8 @@ def check_rays(split: Split, n: int = _CHECK_RAYS) -> tuple[Tensor, Tensor, Tens
 
 
 def reparam_difference(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
-                       device: torch.device, dtype: torch.dtype = torch.float64) -> float:
+                       device: torch.device, offsets: dict[str, Tensor], wiring_inputs: tuple[Tensor, Tensor],
+                       dtype: torch.dtype = torch.float64) -> float:
     """Largest colour difference between the folded and the training form on test rays (``check_rays``).
 
     In float32 the two forms sum in different orders, and a neuron whose
@@ -91,7 +94,7 @@ def reparam_difference(model: nn.Module, sampler: nn.Module, split: Split, backg
     about half a minute, and the check renders every ray twice.
     """
     model = copy.deepcopy(model).to(dtype)
-    folded = reparameterize(model)
+    folded = reparameterize(model, offsets=offsets, inputs=tuple(t.to(dtype) for t in wiring_inputs))
     o, d, vd = (None if t is None else t.to(device, dtype) for t in check_rays(split))
     bg = background.to(device, dtype)
     a, b = (render_chunks(m, sampler, o, d, bg, vd).rgb for m in (model, folded))
@@ -155,7 +158,14 @@ def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, 
     model, sampler, state = load_model(run, phase, config, scene, device)
     split = scene.splits[split_name]
     background = eval_background(scene)
-    inference = reparameterize(model) if phase == "student" and is_ternary(model) else model
+    folds = phase == "student" and is_ternary(model)
+    if folds:
+        calibration = sample_points(model, sampler, scene.splits["train"], background, device)
+        offsets = calibrate_offsets(model, *calibration)
+        wiring_inputs = tuple(t[:64] for t in calibration)  # a few points suffice to trace which layer reads what
+        inference = reparameterize(model, offsets=offsets, inputs=wiring_inputs)
+    else:
+        inference = model
     t0 = time.perf_counter()
     images = render_split(inference, sampler, split, background, device)
     per_view = (time.perf_counter() - t0) / max(len(split), 1)
@@ -168,14 +178,15 @@ def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, 
     block |= op_report(inference, points, dirs, block["samples_per_ray"], e_mac, e_ac)
     if phase == "student":
         block |= {"neuron": config["neuron"], "T": config["T"], "kd": config["kd"]}
-        if inference is not model:
-            # the same spikes read in {0, 1, 2}: a 1 costs an addition there, a 0 nothing (see the docstring)
-            unfolded = op_report(model, points, dirs, block["samples_per_ray"], e_mac, e_ac)
-            block["training_form"] = {k: unfolded[k] for k in ("sops_per_sample", "energy_pj_per_sample",
-                                                                "sops_per_ray", "energy_pj_per_ray")}
-            block["reparam_max_abs_diff"] = reparam_difference(model, sampler, split, background, device)
-            block["reparam_max_abs_diff_float32"] = reparam_difference(model, sampler, split, background, device,
-                                                                       torch.float32)
+    if folds:
+        block["fold_offsets"] = {f"{v:g}": int(sum(int((c == v).sum()) for c in offsets.values()))
+                                 for v in (0.0, 1.0, 2.0)}
+        for key, form in (("paper_fold", reparameterize(model)), ("training_form", model)):
+            other = op_report(form, points, dirs, block["samples_per_ray"], e_mac, e_ac)
+            block[key] = {k: other[k] for k in ("sops_per_sample", "energy_pj_per_sample", "sops_per_ray",
+                                                "energy_pj_per_ray")}
+        for key, dtype in (("reparam_max_abs_diff", torch.float64), ("reparam_max_abs_diff_float32", torch.float32)):
+            block[key] = reparam_difference(model, sampler, split, background, device, offsets, wiring_inputs, dtype)
     return block
 
 
@@ -203,9 +214,10 @@ def evaluate_run(run: Path, split: str = "test", phases: tuple[str, ...] = ("tea
         teacher, student = metrics["teacher"], metrics["student"]
         student["energy_ratio_vs_teacher"] = student["energy_pj_per_ray"] / teacher["energy_pj_per_ray"]
         student["energy_ratio_per_sample"] = student["energy_pj_per_sample"] / teacher["energy_pj_per_sample"]
-        if "training_form" in student:
-            form = student["training_form"]
-            form["energy_ratio_per_sample"] = form["energy_pj_per_sample"] / teacher["energy_pj_per_sample"]
+        for key in ("paper_fold", "training_form"):
+            if key in student:
+                form = student[key]
+                form["energy_ratio_per_sample"] = form["energy_pj_per_sample"] / teacher["energy_pj_per_sample"]
     write_json_atomic(path, metrics)
     return metrics
 

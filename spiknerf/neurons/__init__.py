@@ -10,7 +10,7 @@ from spiknerf.neurons.hetsyn import HetSynLIF, HetSynParameters, HetSynState, he
 from spiknerf.neurons.layers import SpikeLinear, SpikeReadout, SpikingLinear, SpikingMLP
 from spiknerf.neurons.lif import BinaryLIF, LIFNeuron, SignedTernaryLIF, TernaryLIF, make_neuron
 from spiknerf.neurons.ops import E_AC_PJ, E_MAC_PJ, OpCount, count_ops
-from spiknerf.neurons.reparam import reparameterize
+from spiknerf.neurons.reparam import calibrate_offsets, reparameterize
 from spiknerf.neurons.surrogate import SURROGATES, Surrogate, heaviside
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "Surrogate",
     "TernaryLIF",
     "accumulate_linear",
+    "calibrate_offsets",
     "count_ops",
     "heaviside",
     "hetsyn_step",

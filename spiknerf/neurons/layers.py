@@ -31,7 +31,7 @@ class SpikeLinear(nn.Linear):
     """A linear layer that reads spikes ``[..., in]``.
 
     ``accumulate`` switches to the gather-and-add evaluation of a folded layer
-    (inputs in {-1, 0, 1}); it is set by ``reparameterize(..., accumulate=True)``.
+    (inputs in {-2, ..., 2}); it is set by ``reparameterize(..., accumulate=True)``.
     """
 
     accumulate: bool = False

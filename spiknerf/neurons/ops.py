@@ -5,9 +5,10 @@
   constant over the T steps is evaluated once (see ``SpikingLinear``) and so is
   counted once.
 * A :class:`~spiknerf.neurons.layers.SpikeLinear` costs synaptic operations
-  (SOPs): ``(number of non-zero inputs) × out``, summed over all T steps. In a
-  re-parameterized model the inputs are ``s - 1``, so a ternary 1 costs nothing
-  and both 0 and 2 cost one addition or subtraction.
+  (SOPs): ``(number of non-zero inputs) × out``, summed over all T steps; a 2
+  is one shifted addition. In a re-parameterized model the inputs are
+  ``s - c``, so a spike equal to the unit's offset ``c`` costs nothing (see
+  :mod:`~spiknerf.neurons.reparam`).
 * Energy = MACs · E_MAC + SOPs · E_AC, with 45 nm figures by default
   (E_MAC = 4.6 pJ, E_AC = 0.9 pJ; Horowitz, ISSCC 2014).
 
