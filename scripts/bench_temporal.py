@@ -146,8 +146,8 @@ def section(results: dict, small: dict, rss: dict, command: str, seeds: int, min
     for task in TASKS:
         t, s = results[task, "hetsyn"]["tau_synapse"], SETTINGS[task]
         lines.append(f"- {task}: {t['median']['mean']:.1f} [{t['p10']['mean']:.1f}, {t['p90']['mean']:.1f}], "
-                     f"max {t['max']['mean']:.0f} (initial range [{s.tau / s.tau_spread:.1f}, "
-                     f"{s.tau * s.tau_spread:.0f}])")
+                     f"max {t['max']['mean']:.0f} (initial range [{s.tau / s.spread('hetsyn'):.1f}, "
+                     f"{s.tau * s.spread('hetsyn'):.0f}])")
     lines += ["", "Targets: " + targets(results), ""]
     return "\n".join(lines)
 
@@ -156,13 +156,15 @@ def setup() -> str:
     """What was run, from the settings the runs used."""
     dms = DMSTask()
     per_task = "; ".join(f"{t}: {s.hidden} neurons, {s.epochs} epochs, τ {s.tau:g}, spread s {s.tau_spread:g}"
+                         + (f" (hetsyn {s.synapse_spread:g})" if s.synapse_spread else "")
                          for t, s in SETTINGS.items())
     return (
         "Setup: one recurrent layer of `HetSynLIF` neurons and a non-spiking readout, trained with BPTT "
         "(Adam, cosine decay, gradient norm clipped at 1). Neurons: lif = one fixed τ for the layer "
         f"(soft reset); alif = lif + threshold adaptation (β {ADAPTATION:g}, τ_a = {ADAPT_TAU_FACTOR:g} τ); "
         "hetneuron = a learnable τ per neuron; hetsyn = a learnable τ per synapse (and per neuron for the reset "
-        "current); the learnable ones start log-uniform in [τ/s, τ·s]. Tasks: pattern = 32 frozen Poisson "
+        "current); the learnable ones start log-uniform in [τ/s, τ·s] (hetsyn's s on vowels picked on validation "
+        "folds of the training set). Tasks: pattern = 32 frozen Poisson "
         "inputs over 200 steps, 2 target traces (sums of 4 sinusoids), leaky readout; "
         f"dms = cue, delay {dms.min_delay}-{dms.max_delay} steps, cue, respond, {dms.group} input neurons per "
         f"population firing at {dms.rate:g} a step when active and {dms.background:g} always, readout over the "

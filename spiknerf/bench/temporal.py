@@ -50,13 +50,20 @@ class TaskSettings:
     tau_spread: float  # heterogeneous τ start log-uniform in [tau / spread, tau * spread]
     weight_gain: float
     augment: float = 0.0  # training input noise (analog tasks), in the units of --noise
+    synapse_spread: float | None = None  # hetsyn's own spread where it differs from tau_spread
+
+    def spread(self, neuron: str) -> float:
+        """The initial τ spread of a heterogeneous neuron."""
+        return self.synapse_spread if neuron == "hetsyn" and self.synapse_spread else self.tau_spread
 
 
 SETTINGS: dict[str, TaskSettings] = {
     "pattern": TaskSettings(hidden=64, epochs=30, batch_size=1, lr=1e-2, tau=10.0, tau_spread=4.0, weight_gain=3.0),
     "dms": TaskSettings(hidden=64, epochs=30, batch_size=64, lr=1e-2, tau=10.0, tau_spread=4.0, weight_gain=3.0),
+    # vowels: hetsyn's spread 1.5 and hetneuron's 3 were the best of 1.5, 2 and 3 on 3 validation folds of
+    # the training set (hetsyn 95.6 / 94.4 / 94.8 %, hetneuron 94.1 / 94.8 / 95.6 %); the test set was not used
     "vowels": TaskSettings(hidden=64, epochs=60, batch_size=30, lr=1e-2, tau=5.0, tau_spread=3.0, weight_gain=3.0,
-                           augment=0.5),
+                           augment=0.5, synapse_spread=1.5),
     "smnist": TaskSettings(hidden=64, epochs=12, batch_size=100, lr=1e-2, tau=5.0, tau_spread=3.0, weight_gain=3.0),
 }
 
@@ -109,7 +116,7 @@ def make_protocol(task: str, seed: int, data: SequenceData | None) -> Protocol:
 def build_model(neuron: str, task: str, hidden: int, protocol: Protocol) -> RecurrentSNN:
     """The recurrent network for a task, with the task's settings."""
     s = SETTINGS[task]
-    layer = temporal_neuron(neuron, protocol.n_in, hidden, s.tau, s.tau_spread, s.weight_gain)
+    layer = temporal_neuron(neuron, protocol.n_in, hidden, s.tau, s.spread(neuron), s.weight_gain)
     return RecurrentSNN(layer, protocol.n_out, window=protocol.window, trace_tau=s.tau if protocol.trace else None)
 
 
