@@ -135,6 +135,21 @@ def test_calibrated_offsets_are_each_units_most_frequent_spike():
     assert offsets["layers.1.neuron"].tolist() == [0.0] * 4
 
 
+def test_calibrated_fold_refuses_a_layer_that_reads_no_neuron_output():
+    class Scaled(torch.nn.Module):  # the readout reads scaled spikes: no per-unit offset can be folded into it
+        def __init__(self):
+            super().__init__()
+            self.mlp = SpikingMLP(3, 4, 2, neuron="ternary")
+
+        def forward(self, x):
+            s = self.mlp.layers[1](self.mlp.layers[0](x))
+            return self.mlp.readout(2 * s)
+
+    model, x = Scaled(), torch.randn(8, 3)
+    with pytest.raises(ValueError, match="mlp.readout.fc"):
+        reparameterize(model, offsets=calibrate_offsets(model, x), inputs=(x,))
+
+
 def test_accumulate_linear_adds_weight_columns():
     w = torch.tensor([[1.0, 2.0, 4.0], [8.0, 16.0, 32.0]])
     s = torch.tensor([[1.0, 0.0, -1.0], [-1.0, -2.0, 2.0]])
