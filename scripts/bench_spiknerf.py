@@ -121,8 +121,9 @@ def report(results: dict, paper: tuple[list[dict], str] | None, command: str) ->
     lines = [SECTION, "",
              f"Command: `{command}` on {platform.machine()} with {os.cpu_count()} CPU cores, torch {torch.__version__},"
              f" {time.strftime('%Y-%m-%d')}. Each row trains the same number of steps (fast preset: hash grid + "
-             "64-wide MLP; the student's spiking MLP reads the hash features and the view direction as analog "
-             "currents, so those two layers stay MACs in both models). Energy: E_MAC 4.6 pJ, E_AC 0.9 pJ; SOPs "
+             "64-wide MLP; the student's spiking MLP reads the hash features (in its first layer and again as a skip "
+             "current into its colour branch) and the view direction as analog currents, so those three layers "
+             "stay MACs; the teacher is MACs throughout). Energy: E_MAC 4.6 pJ, E_AC 0.9 pJ; SOPs "
              "are those of the form that runs: for ternary students the folded form, each spike s read as s - c "
              "with c the unit's most frequent spike on the first training view (so that spike is free). The "
              "\"paper fold\" column reads the same spikes as s - 1 for every unit (the paper's fold, where a 0 "
