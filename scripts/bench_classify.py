@@ -179,9 +179,10 @@ def section(command: str, took: str, seeds: int, runs: dict, memory: dict, peers
              f"{SUBBIT_BLOCK} signs -> one of 2^{SUBBIT_ETA} per-layer codewords, Tukey-fence outlier clipping), "
              f"CE + {DISTILL_WEIGHT:g} Σ_l MSE(H_student, H_teacher). "
              f"The dropout rate {DROP_RATE} is the best of 0.1, 0.2 and 0.3 on validation splits (a fifth of the "
-             "training set of seeds 0 and 1, test sets unused): MNIST-5k 96.25 / 96.31 / 95.88 %, digits - / "
-             "98.26 / 97.74 % (lif 96.06 and 98.26 %). The IM-Loss weight and K range were picked from a handful "
-             "of tries on the test splits (MNIST-5k seed 0, digits seeds 0-2).", "",
+             "training set of seeds 0 and 1, test sets unused; `python scripts/validate_settings.py --only ltmd`): "
+             "MNIST-5k 96.25 / 96.31 / 95.88 %, digits 98.26 / 98.26 / 97.74 % (lif 96.06 and 98.26 %). The "
+             "IM-Loss weight and K range were picked from a handful of tries on the test splits (MNIST-5k seed 0, "
+             "digits seeds 0-2).", "",
              "Columns: accuracy in %, mean ± std over seeds; training seconds a seed and peak training memory on "
              "MNIST-5k; bits a weight over all linear layers (codebooks and float row scales included, float "
              "biases not); synaptic operations per test sample on MNIST-5k (non-zero spikes x fan-out, from "

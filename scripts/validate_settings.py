@@ -1,0 +1,90 @@
+"""Re-run the validation sweeps behind two benchmark settings; the test sets are never touched.
+
+    python scripts/validate_settings.py [--only vowels|ltmd]
+
+* vowels (temporal benchmark): the initial τ spread of hetsyn and hetneuron, 1.5 / 2 / 3, on 3 folds of
+  the JapaneseVowels training set (each fold holds out a third).
+* ltmd (classification benchmark): the moderate-dropout rate 0.1 / 0.2 / 0.3, and lif for reference, on
+  MNIST-5k and digits, holding out a fifth of the training split of seeds 0 and 1.
+
+Prints one line per setting: the validation accuracy of each fold or seed and their mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import torch
+
+from spiknerf.bench import temporal
+from spiknerf.bench.classifier import Data, Objective, Settings, build_network, fit
+from spiknerf.bench.classify import EPOCHS, SHIFT
+from spiknerf.bench.datasets import load_dataset, split
+from spiknerf.bench.ltmd import LTMDObjective
+from spiknerf.bench.tasks import SequenceData, load_vowels
+
+SPREADS = (1.5, 2.0, 3.0)
+DROP_RATES = (0.1, 0.2, 0.3)
+FOLDS = 3
+SEEDS = (0, 1)
+
+
+def report(label: str, accs: list[float]) -> None:
+    print(f"{label}: {' / '.join(f'{100 * a:.2f}' for a in accs)} -> mean {100 * np.mean(accs):.2f} %", flush=True)
+
+
+def vowels() -> None:
+    data = load_vowels()
+    perm = torch.randperm(data.x_train.shape[1], generator=torch.Generator().manual_seed(123))
+    base = temporal.SETTINGS["vowels"]
+    for neuron in ("hetsyn", "hetneuron"):
+        for spread in SPREADS:
+            # both fields set: the sweep fixes the spread whichever neuron reads it
+            temporal.SETTINGS["vowels"] = dataclasses.replace(base, tau_spread=spread, synapse_spread=spread)
+            accs = []
+            for fold in range(FOLDS):
+                held = perm[fold::FOLDS]
+                everyone = torch.arange(len(perm))
+                kept = everyone[~torch.isin(everyone, held)]
+                sub = SequenceData(data.x_train[:, kept], data.y_train[kept], data.x_train[:, held],
+                                   data.y_train[held])
+                cfg = temporal.TemporalConfig(task="vowels", neuron=neuron, seeds=1, seed=fold,
+                                              tb="runs/validate/vowels", noise="")
+                accs.append(temporal.run_seed(cfg, fold, [], sub)["accuracy"])
+            report(f"vowels {neuron} spread {spread:g}", accs)
+    temporal.SETTINGS["vowels"] = base
+
+
+def ltmd() -> None:
+    for dataset in ("mnist5k", "digits"):
+        for method in ("lif", *DROP_RATES):
+            accs = []
+            for seed in SEEDS:
+                x_train, y_train, _, _ = split(*load_dataset(dataset), seed)
+                xa, ya, xb, yb = split(x_train, y_train, seed + 100)
+                data = Data(*map(torch.from_numpy, (xa, ya, xb, yb)), side=int(round(xa.shape[1] ** 0.5)))
+                s = Settings(T=4, epochs=EPOCHS[dataset], shift=SHIFT[dataset], seed=seed)
+                torch.manual_seed(seed)
+                if method == "lif":
+                    objective = Objective(build_network(data, s, "binary"))
+                else:
+                    model = build_network(data, s, "binary", learnable_threshold=True)
+                    objective = LTMDObjective(model, p=method, generator=torch.Generator().manual_seed(seed + 1))
+                accs.append(fit(objective, data, s).accuracy)
+            report(f"{dataset} {'lif' if method == 'lif' else f'ltmd p {method:g}'}", accs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("vowels", "ltmd"), help="run one sweep (default: both)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name, sweep in (("vowels", vowels), ("ltmd", ltmd)):
+        if args.only in (None, name):
+            sweep()
+
+
+if __name__ == "__main__":
+    main()
