@@ -19,10 +19,9 @@ import numpy as np
 import torch
 
 from spiknerf.bench import temporal
-from spiknerf.bench.classifier import Data, Objective, Settings, build_network, fit
-from spiknerf.bench.classify import EPOCHS, SHIFT
+from spiknerf.bench.classifier import Data, Settings
+from spiknerf.bench.classify import EPOCHS, METHODS, SHIFT, ltmd_runner
 from spiknerf.bench.datasets import load_dataset, split
-from spiknerf.bench.ltmd import LTMDObjective
 from spiknerf.bench.tasks import SequenceData, load_vowels
 
 SPREADS = (1.5, 2.0, 3.0)
@@ -38,42 +37,40 @@ def report(label: str, accs: list[float]) -> None:
 def vowels() -> None:
     data = load_vowels()
     perm = torch.randperm(data.x_train.shape[1], generator=torch.Generator().manual_seed(123))
+    everyone = torch.arange(len(perm))
     base = temporal.SETTINGS["vowels"]
-    for neuron in ("hetsyn", "hetneuron"):
-        for spread in SPREADS:
-            # both fields set: the sweep fixes the spread whichever neuron reads it
-            temporal.SETTINGS["vowels"] = dataclasses.replace(base, tau_spread=spread, synapse_spread=spread)
-            accs = []
-            for fold in range(FOLDS):
-                held = perm[fold::FOLDS]
-                everyone = torch.arange(len(perm))
-                kept = everyone[~torch.isin(everyone, held)]
-                sub = SequenceData(data.x_train[:, kept], data.y_train[kept], data.x_train[:, held],
-                                   data.y_train[held])
-                cfg = temporal.TemporalConfig(task="vowels", neuron=neuron, seeds=1, seed=fold,
-                                              tb="runs/validate/vowels", noise="")
-                accs.append(temporal.run_seed(cfg, fold, [], sub)["accuracy"])
-            report(f"vowels {neuron} spread {spread:g}", accs)
-    temporal.SETTINGS["vowels"] = base
+    try:
+        for neuron in ("hetsyn", "hetneuron"):
+            for spread in SPREADS:
+                # both fields set: the sweep fixes the spread whichever neuron reads it
+                temporal.SETTINGS["vowels"] = dataclasses.replace(base, tau_spread=spread, synapse_spread=spread)
+                accs = []
+                for fold in range(FOLDS):
+                    held = perm[fold::FOLDS]
+                    kept = everyone[~torch.isin(everyone, held)]
+                    sub = SequenceData(data.x_train[:, kept], data.y_train[kept], data.x_train[:, held],
+                                       data.y_train[held])
+                    cfg = temporal.TemporalConfig(task="vowels", neuron=neuron, seeds=1, seed=fold,
+                                                  tb="runs/validate/vowels", noise="")
+                    accs.append(temporal.run_seed(cfg, fold, [], sub)["accuracy"])
+                report(f"vowels {neuron} spread {spread:g}", accs)
+    finally:
+        temporal.SETTINGS["vowels"] = base
 
 
 def ltmd() -> None:
     for dataset in ("mnist5k", "digits"):
-        for method in ("lif", *DROP_RATES):
+        for p in (None, *DROP_RATES):  # None: lif, for reference
+            runner = METHODS["lif"] if p is None else ltmd_runner(p)
             accs = []
             for seed in SEEDS:
                 x_train, y_train, _, _ = split(*load_dataset(dataset), seed)
                 xa, ya, xb, yb = split(x_train, y_train, seed + 100)
                 data = Data(*map(torch.from_numpy, (xa, ya, xb, yb)), side=int(round(xa.shape[1] ** 0.5)))
-                s = Settings(T=4, epochs=EPOCHS[dataset], shift=SHIFT[dataset], seed=seed)
                 torch.manual_seed(seed)
-                if method == "lif":
-                    objective = Objective(build_network(data, s, "binary"))
-                else:
-                    model = build_network(data, s, "binary", learnable_threshold=True)
-                    objective = LTMDObjective(model, p=method, generator=torch.Generator().manual_seed(seed + 1))
-                accs.append(fit(objective, data, s).accuracy)
-            report(f"{dataset} {'lif' if method == 'lif' else f'ltmd p {method:g}'}", accs)
+                accs.append(runner(data, Settings(T=4, epochs=EPOCHS[dataset], shift=SHIFT[dataset], seed=seed),
+                                   None).accuracy)
+            report(f"{dataset} {'lif' if p is None else f'ltmd p {p:g}'}", accs)
 
 
 def main() -> None:

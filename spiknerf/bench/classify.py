@@ -33,7 +33,7 @@ from spiknerf.atomic import write_json_atomic
 from spiknerf.bench.classifier import Data, Objective, RunResult, Settings, build_network, fit
 from spiknerf.bench.datasets import DATASETS, load_dataset, load_mnist_idx, split
 from spiknerf.bench.imloss import IMLossObjective
-from spiknerf.bench.ltmd import LTMDObjective
+from spiknerf.bench.ltmd import DROP_RATE, LTMDObjective
 from spiknerf.bench.ncg import NCGSettings, fit_ncg
 from spiknerf.bench.ratebp import RateBPObjective
 from spiknerf.bench.s2nn import S2NNObjective
@@ -53,10 +53,15 @@ def _bptt(neuron: str, **kwargs) -> Runner:
     return lambda data, s, writer: fit(Objective(build_network(data, s, neuron, **kwargs)), data, s, writer)
 
 
-def _ltmd(data: Data, s: Settings, writer) -> RunResult:
-    model = build_network(data, s, "binary", learnable_threshold=True)
-    masks = torch.Generator().manual_seed(s.seed + 1)
-    return fit(LTMDObjective(model, generator=masks), data, s, writer)
+def ltmd_runner(p: float = DROP_RATE) -> Runner:
+    """LTMD at moderate-dropout rate ``p``."""
+
+    def run(data: Data, s: Settings, writer) -> RunResult:
+        model = build_network(data, s, "binary", learnable_threshold=True)
+        masks = torch.Generator().manual_seed(s.seed + 1)
+        return fit(LTMDObjective(model, p=p, generator=masks), data, s, writer)
+
+    return run
 
 
 def _imloss(data: Data, s: Settings, writer) -> RunResult:
@@ -97,7 +102,7 @@ def _ncg(data: Data, s: Settings, writer) -> RunResult:
 METHODS: dict[str, Runner] = {
     "lif": _bptt("binary"),
     "ternary": _bptt("ternary"),
-    "ltmd": _ltmd,
+    "ltmd": ltmd_runner(),
     "imloss": _imloss,
     "ratebp": _ratebp,
     "bwsnn": _from_teacher(None),

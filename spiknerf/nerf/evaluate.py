@@ -19,7 +19,6 @@ unit: a 0 spike costs a subtraction) and ``training_form`` ({0, 1, 2}: a 0 is
 free, a 2 is one shifted addition).
 """
 
-
 from __future__ import annotations
 
 import copy
