@@ -79,8 +79,8 @@ def test_reparameterized_render_equals_training_form_render(calibrated):
 
 
 def test_op_counter_agrees_with_a_hand_count_on_a_tiny_field():
-    hidden = 4
-    s = SpikingNGPField(AABB, hidden=hidden, T=2)
+    hidden, color = 4, 6
+    s = SpikingNGPField(AABB, hidden=hidden, color_hidden=color, T=2)
     with torch.no_grad():
         s.trunk.fc.weight.zero_()
         s.trunk.fc.bias.fill_(3.0)  # current 3 -> H = 0.75 each step -> ternary spike 1, reset: all ones
@@ -91,9 +91,9 @@ def test_op_counter_agrees_with_a_hand_count_on_a_tiny_field():
     x, d = torch.zeros(n, 3), torch.tensor([[0.0, 0.0, 1.0]]).expand(n, 3)
     ops = count_ops(s, (x, d))
     enc = s.encoding.out_dim
-    # MACs: the trunk and the skip current read the encoding once, the direction current reads SH(16) once
-    assert ops.macs_per_sample == 2 * enc * hidden + 16 * hidden
-    # SOPs: 2 steps x hidden spikes read by the density readout (fan-out 1) and by colour layer 1 (fan-out hidden);
+    # MACs: the trunk reads the encoding once; the skip current reads it, and the direction current SH(16), once
+    assert ops.macs_per_sample == enc * hidden + enc * color + 16 * color
+    # SOPs: 2 steps x hidden spikes read by the density readout (fan-out 1) and by colour layer 1 (fan-out color);
     # colour layer 2 and the colour readout read no spikes
-    assert ops.sops_per_sample == 2 * hidden * 1 + 2 * hidden * hidden
+    assert ops.sops_per_sample == 2 * hidden * 1 + 2 * hidden * color
     assert ops.firing_rate == {"trunk.neuron": 1.0, "color1.neuron": 0.0, "color2.neuron": 0.0}

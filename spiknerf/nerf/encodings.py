@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from spiknerf.nerf.kernels import CpuCompiled
+from spiknerf.kernels import CpuCompiled
 
 # The hash keeps only the low log2_table bits, so int32 arithmetic that wraps
 # gives the same rows as int64 and is about 10x faster on the CPU (AVX2 has no

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from spiknerf.nerf.kernels import CpuCompiled
+from spiknerf.kernels import CpuCompiled
 
 SigmaFn = Callable[[Tensor], Tensor]  # world points [S, 3] -> density [S]
 

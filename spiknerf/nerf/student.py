@@ -26,25 +26,26 @@ class SpikingNGPField(nn.Module):
     """Fast preset student: hash grid -> spiking trunk -> density readout; spiking colour branch -> rgb readout.
 
     The colour branch's first layer reads the trunk's spikes plus two analog currents computed once per
-    sample: the view direction's and the encoding's (``skip_current``). At T = 2 a ternary trunk unit driven
-    by a constant current has four possible spike trains (sums 0, 1, 2, 4), too coarse to carry fine colour
-    on its own: the skip took the distilled student's gap to its teacher from 0.73 to 0.29 dB on lego and
-    from 1.59 to 0.84 dB on the built-in scene (docs/benchmarks.md).
+    sample: the view direction's and the encoding's (``skip_current``). At T = 2 a ternary unit driven by
+    a constant current has four possible spike trains (sums 0, 1, 2, 4), too coarse to carry fine colour
+    on its own; the skip and a colour branch twice the trunk's width (``color_hidden``: more units, so
+    each unit's spike flip moves the colour less) are what keep the distilled student near its teacher
+    (docs/benchmarks.md, "Spik-NeRF").
     """
 
     def __init__(self, aabb: Tensor, neuron: str = "ternary", T: int = 2, n_levels: int = 12, log2_table: int = 16,
-                 max_resolution: int = 512, hidden: int = 64, **neuron_kwargs) -> None:
+                 max_resolution: int = 512, hidden: int = 64, color_hidden: int = 128, **neuron_kwargs) -> None:
         super().__init__()
         self.box = SceneBox(aabb)
         self.encoding = HashGrid(n_levels=n_levels, log2_table=log2_table, max_resolution=max_resolution)
         self.dir_encoding = SphericalHarmonics()
         self.trunk = SpikingLinear(self.encoding.out_dim, hidden, neuron, T, **neuron_kwargs)
         self.density_head = SpikeReadout(hidden, 1)
-        self.dir_current = nn.Linear(self.dir_encoding.out_dim, hidden)
-        self.skip_current = nn.Linear(self.encoding.out_dim, hidden)
-        self.color1 = SpikingLinear(hidden, hidden, neuron, T, spike_input=True, **neuron_kwargs)
-        self.color2 = SpikingLinear(hidden, hidden, neuron, T, spike_input=True, **neuron_kwargs)
-        self.color_head = SpikeReadout(hidden, 3)
+        self.dir_current = nn.Linear(self.dir_encoding.out_dim, color_hidden)
+        self.skip_current = nn.Linear(self.encoding.out_dim, color_hidden)
+        self.color1 = SpikingLinear(hidden, color_hidden, neuron, T, spike_input=True, **neuron_kwargs)
+        self.color2 = SpikingLinear(color_hidden, color_hidden, neuron, T, spike_input=True, **neuron_kwargs)
+        self.color_head = SpikeReadout(color_hidden, 3)
 
     def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         u, inside = self.box.normalize(x)

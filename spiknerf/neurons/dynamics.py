@@ -23,24 +23,24 @@ for backward, which recomputes H and S (the same charge, fire and reset code)::
 with ``detach_reset`` dropping the reset's dependence on H and θ.
 
 Speed on the CPU, where these elementwise steps are bound by memory traffic
-(measured in docs/benchmarks.md, "Neuron core speed"): the fused node runs one
-batch chunk at a time so that a step's temporaries stay in cache; its forward,
-which autograd does not record, fires by plain comparison rather than through
-the surrogate's autograd Function; recomputing H in cache costs less than
-writing it to memory and reading it back.
+(measured in docs/benchmarks.md, "Neuron core speed"): the node's forward and
+backward are each compiled by TorchInductor into one loop over the elements
+(``spiknerf.kernels``; eager with ``SPIKNERF_COMPILE=0``), so X, S and ∂L/∂S
+travel to and from memory once and H is recomputed in registers rather than
+stored; the forward, which autograd does not record, fires by plain comparison
+rather than through the surrogate's autograd Function.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from types import EllipsisType
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from spiknerf.neurons.surrogate import Surrogate, heaviside
+from spiknerf.kernels import CpuCompiled
+from spiknerf.neurons.surrogate import Surrogate, heaviside, surrogate_grad
 
 KINDS: tuple[str, ...] = ("binary", "ternary", "signed_ternary")
 RESETS: tuple[str, ...] = ("hard", "soft")
@@ -135,14 +135,15 @@ def lif_step(
     return s, LIFState(reset(h, s, fired, theta, p))
 
 
-def _slopes(h: Tensor, theta: Tensor | float, p: LIFParameters, surrogate: Surrogate, wrt_theta: bool):
-    """(∂S/∂H, ∂R/∂H, ∂S/∂θ, ∂R/∂θ) of the fire function at H; the last two are None unless ``wrt_theta``."""
-    g_up = surrogate.grad(h - theta)
+def _slopes(h: Tensor, theta: Tensor | float, p: LIFParameters, grad: Callable[[Tensor], Tensor], wrt_theta: bool):
+    """(∂S/∂H, ∂R/∂H, ∂S/∂θ, ∂R/∂θ) of the fire function at H, with ``grad`` the surrogate derivative;
+    the last two are None unless ``wrt_theta``."""
+    g_up = grad(h - theta)
     if p.kind == "signed_ternary":
-        g_down = surrogate.grad(-h - theta)
+        g_down = grad(-h - theta)
         by_theta = (g_down - g_up, -(g_up + g_down)) if wrt_theta else (None, None)
         return g_up + g_down, g_up - g_down, *by_theta
-    ds_dh = g_up if p.kind == "binary" else g_up + surrogate.grad(h - (theta + p.delta_v))
+    ds_dh = g_up if p.kind == "binary" else g_up + grad(h - (theta + p.delta_v))
     # binary and ternary fire on H - θ only, so ∂/∂θ = -∂/∂H
     return ds_dh, g_up, *((-ds_dh, -g_up) if wrt_theta else (None, None))
 
@@ -151,7 +152,7 @@ def _reset_slopes(h: Tensor, s: Tensor, theta: Tensor, slopes: tuple, p: LIFPara
     """(∂V/∂H, ∂V/∂θ) of the reset at H with spikes S; ∂V/∂H may be a number, ∂V/∂θ None (zero)."""
     ds_dh, dr_dh, ds_dth, dr_dth = slopes
     if p.reset == "hard":
-        kept = torch.eq(s, 0, out=torch.empty_like(h))  # 1 - R: R = 1 where |S| > 0
+        kept = torch.eq(s, 0).to(h.dtype)  # 1 - R: R = 1 where |S| > 0
         if p.detach_reset:
             return kept, None
         return torch.addcmul(kept, h, dr_dh, value=-1.0), None if dr_dth is None else -h * dr_dth
@@ -161,25 +162,7 @@ def _reset_slopes(h: Tensor, s: Tensor, theta: Tensor, slopes: tuple, p: LIFPara
     return 1.0 - theta * ds_dh, None if dv_dth is None else dv_dth - theta * ds_dth
 
 
-CPU_CHUNK = 1 << 16  # elements of one time step that the fused loop takes at once on the CPU
-
-
-def _batch_chunks(x: Tensor) -> list[slice | EllipsisType]:
-    """Index of each batch chunk of ``[T, B, ...]`` (after the time index) that the fused loop runs alone.
-
-    Elementwise steps are bound by memory traffic: on the CPU, chunks of about
-    ``CPU_CHUNK`` elements a step keep a step's temporaries in cache, so that
-    only X, S and ∂L/∂X travel to and from memory (measured in
-    scripts/bench_neurons.py). Samples are independent, so chunks give the same
-    result. A GPU wants few, big kernels: one chunk.
-    """
-    if x.device.type != "cpu" or x.dim() < 2:
-        return [...]
-    rows = max(1, CPU_CHUNK // max(1, math.prod(x.shape[2:])))
-    return [slice(b, b + rows) for b in range(0, x.shape[1], rows)]
-
-
-def _unroll(x: Tensor, theta: Tensor, p: LIFParameters, surrogate: Surrogate) -> Iterator[tuple[Tensor, Tensor]]:
+def _unroll(x: Tensor, theta: Tensor, p: LIFParameters, surrogate: Surrogate | None) -> Iterator[tuple[Tensor, Tensor]]:
     """(H[t], S[t]) for t = 0 .. T-1: charge, fire and reset over the steps of ``x`` from V = 0."""
     v = torch.zeros_like(x[0])
     for t in range(x.shape[0]):
@@ -189,51 +172,71 @@ def _unroll(x: Tensor, theta: Tensor, p: LIFParameters, surrogate: Surrogate) ->
         yield h, s
 
 
+def _spikes(x: Tensor, theta: Tensor, p: LIFParameters) -> Tensor:
+    """S ``[T, B, ...]``, without autograd."""
+    return torch.stack([s for _, s in _unroll(x, theta, p, None)])
+
+
+def _gradients(x: Tensor, theta: Tensor, grad_s: Tensor, alpha: Tensor, p: LIFParameters,
+               surrogate: str, wrt_theta: bool) -> tuple[Tensor, Tensor | None]:
+    """∂L/∂X ``[T, B, ...]`` and the elementwise ∂L/∂θ (None unless ``wrt_theta``).
+
+    H and S are recomputed by the forward's own code; the recursion is the one
+    in the module docstring, run from the last step back.
+    """
+    a, c = _coefficients(p)
+    fn = surrogate_grad(surrogate)
+    grad = lambda z: fn(z, alpha)  # noqa: E731  (alpha is a tensor: IM-Loss changes it between steps)
+    steps = list(_unroll(x, theta, p, None))
+    acc_theta = torch.zeros_like(x[0]) if wrt_theta else None
+    grads_x: list[Tensor] = []
+    grad_h = None  # ∂L/∂H[t+1]; ∂L/∂V[t] = a ∂L/∂H[t+1], zero after the last step
+    for t in range(len(steps) - 1, -1, -1):
+        (h, s), g = steps[t], grad_s[t]
+        slopes = _slopes(h, theta, p, grad, wrt_theta)
+        grad_next, grad_h = grad_h, g * slopes[0]
+        if acc_theta is not None:
+            acc_theta = acc_theta + g * slopes[2]
+        if grad_next is not None:
+            dv_dh, dv_dth = _reset_slopes(h, s, theta, slopes, p)
+            grad_h = grad_h + a * grad_next * dv_dh
+            if acc_theta is not None and dv_dth is not None:
+                acc_theta = acc_theta + a * grad_next * dv_dth
+        grads_x.append(c * grad_h)
+    return torch.stack(grads_x[::-1]), acc_theta
+
+
+# On the CPU the eager chain of ~20 small elementwise ops a step costs more in
+# dispatch and memory passes than the arithmetic; compiled by TorchInductor, the
+# forward is one pass over X and the backward one pass over X and ∂L/∂S.
+_spikes_kernel = CpuCompiled(_spikes)
+_gradients_kernel = CpuCompiled(_gradients)
+
+
+def _plain(t: Tensor) -> Tensor:
+    """``t`` detached and contiguous: one compiled variant serves every caller (an input expanded over T
+    or one that requires grad would each compile their own)."""
+    return t.detach().contiguous()
+
+
 class _MultiStepLIF(torch.autograd.Function):
-    """The fused sequence. It saves only X (and θ): backward recomputes H and S one batch chunk at a time,
-    in cache, which costs less than writing H to memory and reading it back, and keeps nothing but the
-    input alive for backward."""
+    """The fused sequence. It saves only X (and θ): backward recomputes H and S, which costs less than
+    writing H to memory and reading it back, and keeps nothing but the input alive for backward."""
 
     @staticmethod
     def forward(ctx, x: Tensor, theta: Tensor, p: LIFParameters, surrogate: Surrogate) -> Tensor:  # type: ignore[override]
-        spikes = torch.empty_like(x)
-        for rows in _batch_chunks(x):
-            for t, (_, s) in enumerate(_unroll(x[:, rows], theta, p, surrogate)):
-                spikes[t, rows] = s
         ctx.save_for_backward(x, theta)
         ctx.p, ctx.surrogate = p, surrogate
-        return spikes
+        return _spikes_kernel(_plain(x), _plain(theta), p)
 
     @staticmethod
     def backward(ctx, grad_s: Tensor):  # type: ignore[override]
         x, theta = ctx.saved_tensors
-        p: LIFParameters = ctx.p
-        a, c = _coefficients(p)
         wrt_theta = ctx.needs_input_grad[1]
-        grad_x = torch.empty_like(x)
-        grad_theta = torch.zeros_like(theta) if wrt_theta else None
-        for rows in _batch_chunks(x):
-            steps = list(_unroll(x[:, rows], theta, p, ctx.surrogate))
-            acc_theta = torch.zeros_like(steps[0][0]) if wrt_theta else None
-            grad_h = None  # ∂L/∂H[t+1]; ∂L/∂V[t] = a ∂L/∂H[t+1], zero after the last step
-            for t in range(len(steps) - 1, -1, -1):
-                (h, s), g = steps[t], grad_s[t, rows]
-                slopes = _slopes(h, theta, p, ctx.surrogate, wrt_theta)
-                grad_next, grad_h = grad_h, g * slopes[0]
-                if acc_theta is not None:
-                    acc_theta.addcmul_(g, slopes[2])
-                if grad_next is not None:
-                    dv_dh, dv_dth = _reset_slopes(h, s, theta, slopes, p)
-                    if isinstance(dv_dh, Tensor):
-                        grad_h.addcmul_(grad_next, dv_dh, value=a)
-                    else:
-                        grad_h.add_(grad_next, alpha=a * dv_dh)
-                    if acc_theta is not None and dv_dth is not None:
-                        acc_theta.addcmul_(grad_next, dv_dth, value=a)
-                torch.mul(grad_h, c, out=grad_x[t, rows])
-            if grad_theta is not None:
-                grad_theta += acc_theta.sum_to_size(theta.shape)
-        return grad_x, grad_theta, None, None
+        alpha = torch.tensor(ctx.surrogate.alpha, dtype=x.dtype)
+        grad_x, acc_theta = _gradients_kernel(_plain(x), _plain(theta), _plain(grad_s), alpha, ctx.p,
+                                              ctx.surrogate.name, wrt_theta)
+        return grad_x, None if acc_theta is None else acc_theta.sum_to_size(theta.shape), None, None
 
 
 def lif_multistep(x: Tensor, p: LIFParameters, theta: Tensor | float, surrogate: Surrogate) -> Tensor:

@@ -65,6 +65,11 @@ _GRADS: dict[str, tuple[Callable[[Tensor, float], Tensor], float]] = {
 SURROGATES: tuple[str, ...] = tuple(_GRADS)
 
 
+def surrogate_grad(name: str) -> Callable[[Tensor, float | Tensor], Tensor]:
+    """The derivative ``g(x, alpha)`` of the surrogate called ``name``."""
+    return _GRADS[name][0]
+
+
 class Surrogate:
     """A named surrogate derivative ``g(x)``; ``alpha`` may be changed in place."""
 
