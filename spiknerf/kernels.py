@@ -22,10 +22,16 @@ from torch import Tensor
 
 
 class CpuCompiled:
-    """Call ``fn`` compiled (``dynamic=True``: batch sizes vary) on CPU tensors, eagerly otherwise."""
+    """Call ``fn`` compiled (``dynamic=True``: batch sizes vary) on CPU tensors, eagerly otherwise.
 
-    def __init__(self, fn: Callable) -> None:
+    ``variants``: how many specialisations (dtypes, non-tensor arguments, ...) ``fn`` may compile before
+    torch runs it eagerly; torch's own default (8) is too few for the neuron kinds, resets, surrogates and
+    step counts that one process (the test suite, a benchmark) may use.
+    """
+
+    def __init__(self, fn: Callable, variants: int = 8) -> None:
         self.fn = fn
+        self.variants = variants
         self.compiled: Callable | None = None
         self.enabled = os.environ.get("SPIKNERF_COMPILE", "1") != "0"
 
@@ -35,7 +41,8 @@ class CpuCompiled:
         if self.compiled is None:
             self.compiled = torch.compile(self.fn, dynamic=True)
         try:
-            return self.compiled(x, *args)
+            with torch._dynamo.config.patch(recompile_limit=self.variants):
+                return self.compiled(x, *args)
         except Exception as exc:  # inductor and its C++ toolchain fail in many ways; eager always works
             warnings.warn(f"compiling {self.fn.__name__} failed, running eager ({type(exc).__name__}: {exc})",
                           stacklevel=2)

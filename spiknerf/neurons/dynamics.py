@@ -209,8 +209,15 @@ def _gradients(x: Tensor, theta: Tensor, grad_s: Tensor, alpha: Tensor, p: LIFPa
 # On the CPU the eager chain of ~20 small elementwise ops a step costs more in
 # dispatch and memory passes than the arithmetic; compiled by TorchInductor, the
 # forward is one pass over X and the backward one pass over X and ∂L/∂S.
-_spikes_kernel = CpuCompiled(_spikes)
-_gradients_kernel = CpuCompiled(_gradients)
+# The compiled loop unrolls the T steps: a long sequence would take minutes to
+# compile for little gain, so it runs eagerly.
+MAX_COMPILED_STEPS = 16
+_spikes_kernel = CpuCompiled(_spikes, variants=64)
+_gradients_kernel = CpuCompiled(_gradients, variants=64)
+
+
+def _kernel(kernel: CpuCompiled, x: Tensor) -> Callable:
+    return kernel if x.shape[0] <= MAX_COMPILED_STEPS else kernel.fn
 
 
 def _plain(t: Tensor) -> Tensor:
@@ -227,15 +234,15 @@ class _MultiStepLIF(torch.autograd.Function):
     def forward(ctx, x: Tensor, theta: Tensor, p: LIFParameters, surrogate: Surrogate) -> Tensor:  # type: ignore[override]
         ctx.save_for_backward(x, theta)
         ctx.p, ctx.surrogate = p, surrogate
-        return _spikes_kernel(_plain(x), _plain(theta), p)
+        return _kernel(_spikes_kernel, x)(_plain(x), _plain(theta), p)
 
     @staticmethod
     def backward(ctx, grad_s: Tensor):  # type: ignore[override]
         x, theta = ctx.saved_tensors
         wrt_theta = ctx.needs_input_grad[1]
         alpha = torch.tensor(ctx.surrogate.alpha, dtype=x.dtype)
-        grad_x, acc_theta = _gradients_kernel(_plain(x), _plain(theta), _plain(grad_s), alpha, ctx.p,
-                                              ctx.surrogate.name, wrt_theta)
+        grad_x, acc_theta = _kernel(_gradients_kernel, x)(_plain(x), _plain(theta), _plain(grad_s), alpha, ctx.p,
+                                                          ctx.surrogate.name, wrt_theta)
         return grad_x, None if acc_theta is None else acc_theta.sum_to_size(theta.shape), None, None
 
 
