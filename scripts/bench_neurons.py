@@ -267,8 +267,10 @@ def section(results: list[dict], names: list[str], peers: dict[str, str], thread
         (f"Dynamics, the same for all: τ = {TAU:g}, θ = {THRESHOLD}, hard reset to 0, no input decay "
         "(H = (1 - 1/τ) V + X, as the NeRF student runs its neurons), reset not detached, ATan surrogate "
         f"(α/2) / (1 + (π α x / 2)²) with α = {ALPHA:g}, float32. spiknerf: `BinaryLIF` / `TernaryLIF` (ternary "
-        "fires 1 at θ and 2 at θ + 1), one fused autograd node with a hand-written BPTT that saves only its input "
-        "(how it is made fast: the docstring of spiknerf/neurons/dynamics.py). "
+        "fires 1 at θ and 2 at θ + 1), one fused autograd node with a hand-written BPTT that saves only its input, "
+        "its forward and backward each compiled by TorchInductor into one loop (a few seconds once per process "
+        "and shape family, spent in the untimed warm-up pass; how it is made fast: the docstring of "
+        "spiknerf/neurons/dynamics.py). "
         f"Peers: {', '.join(f'{n} {v}' for n, v in peers.items()) or 'none'}. " + sj + snn
         + (f"Left out (does not import): {', '.join(missing)}." if missing else "")).rstrip(),
         "",

@@ -17,6 +17,7 @@ from spiknerf.neurons import (
     make_neuron,
     reparameterize,
 )
+from spiknerf.neurons.dynamics import MAX_COMPILED_STEPS
 
 
 def seq(*values):
@@ -78,6 +79,20 @@ def test_fused_multistep_matches_step_function(kind, reset, detach_reset):
     assert torch.equal(fused, looped)
     torch.testing.assert_close(gx, x.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(gth, neuron.threshold_weight.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_sequences_longer_than_the_compiled_loop_match_the_step_function():
+    torch.manual_seed(0)
+    neuron = make_neuron("ternary")
+    x = (torch.randn(MAX_COMPILED_STEPS + 2, 5, 7) * 1.5).requires_grad_()
+    fused = neuron(x)
+    fused.sum().backward()
+    gx = x.grad.clone()
+    x.grad = None
+    looped = loop_form(neuron, x)
+    looped.sum().backward()
+    assert torch.equal(fused, looped)
+    torch.testing.assert_close(gx, x.grad, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("surrogate", SURROGATES)
