@@ -82,8 +82,17 @@ class SpikingJellyMLP(nn.Module):
         return self.readout(s)
 
 
+def warm_up(model: nn.Module, data: Data, batch: int) -> None:
+    """One untimed forward and backward, so that the core's neuron kernels compile (once per process)
+    before the clock starts; the gradients are dropped and the weights left as they were."""
+    model(data.x_train[:batch]).sum().backward()
+    model.zero_grad(set_to_none=True)
+
+
 def side_by_side(data: Data, s: Settings) -> tuple[RunResult, RunResult]:
     """Train the ``lif`` network and its SpikingJelly twin from the same weights: (ours, theirs)."""
     ours = build_network(data, s, "binary")
     theirs = SpikingJellyMLP(ours)
+    for model in (ours, theirs):
+        warm_up(model, data, s.batch_size)
     return fit(Objective(ours), data, s), fit(Objective(theirs), data, s)
