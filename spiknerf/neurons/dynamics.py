@@ -240,7 +240,7 @@ class _MultiStepLIF(torch.autograd.Function):
     def backward(ctx, grad_s: Tensor):  # type: ignore[override]
         x, theta = ctx.saved_tensors
         wrt_theta = ctx.needs_input_grad[1]
-        alpha = torch.tensor(ctx.surrogate.alpha, dtype=x.dtype)
+        alpha = torch.tensor(ctx.surrogate.alpha, dtype=x.dtype, device=x.device)
         grad_x, acc_theta = _kernel(_gradients_kernel, x)(_plain(x), _plain(theta), _plain(grad_s), alpha, ctx.p,
                                                           ctx.surrogate.name, wrt_theta)
         return grad_x, None if acc_theta is None else acc_theta.sum_to_size(theta.shape), None, None
