@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import imageio.v3 as iio
 import pytest
 import torch
 
 from spiknerf.cli import main as cli
+from spiknerf.nerf import sampler as sampler_module
 from spiknerf.nerf.render import composite
 from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, packed_to_padded, ray_aabb
 from spiknerf.nerf.synthetic import SceneSpec, write_scene
@@ -106,6 +108,24 @@ def tiny_scene(tmp_path_factory):
 def train_args(scene, out, *extra):
     return ["train", "--data", str(scene), "--out", str(out), "--eval-every", "5", "--video-frames", "0",
             "--device", "cpu", *extra]
+
+
+@pytest.fixture
+def fresh_nerfacc_cuda():
+    sampler_module.nerfacc_cuda.cache_clear()
+    yield sampler_module.nerfacc_cuda
+    sampler_module.nerfacc_cuda.cache_clear()
+
+
+def test_nerfacc_cuda_kernels_are_skipped_on_request_and_when_the_extension_fails(fresh_nerfacc_cuda, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("SPIKNERF_NERFACC_CUDA", "0")
+    assert fresh_nerfacc_cuda() is False
+    fresh_nerfacc_cuda.cache_clear()
+    monkeypatch.delenv("SPIKNERF_NERFACC_CUDA")
+    monkeypatch.setitem(sys.modules, "nerfacc.cuda._backend", None)  # its import now fails, as a broken build does
+    with pytest.warns(UserWarning, match="pure-torch paths"):
+        assert fresh_nerfacc_cuda() is False
 
 
 def test_teacher_training_lowers_the_loss(tiny_scene, tmp_path):

@@ -21,6 +21,7 @@ from spiknerf.nerf.sampler import (
     NerfaccOccupancySampler,
     OccupancyGridSampler,
     default_step_size,
+    nerfacc_cuda,
 )
 from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
 
@@ -65,10 +66,10 @@ def build_student(preset: str, scene: Scene, config: dict[str, Any]) -> nn.Modul
 
 
 def build_sampler(preset: str, scene: Scene, device: torch.device) -> nn.Module:
-    """Occupancy-grid marching (nerfacc's on CUDA, ours on the CPU) or coarse-to-fine sampling."""
+    """Occupancy-grid marching (nerfacc's on CUDA when its extension loads, else ours) or coarse-to-fine."""
     if preset == "paper":
         return CoarseToFineSampler(scene.near, scene.far)
     width = scene.splits["train"].width
     step = default_step_size(scene.aabb, width) if not scene.ndc else 1.0 / 256
-    cls = NerfaccOccupancySampler if device.type == "cuda" else OccupancyGridSampler
+    cls = NerfaccOccupancySampler if device.type == "cuda" and nerfacc_cuda() else OccupancyGridSampler
     return cls(scene.aabb, scene.near, scene.far, step)

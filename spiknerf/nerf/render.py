@@ -1,10 +1,11 @@
 """Volume rendering of sampled rays through a field, with nerfacc's compositing.
 
 nerfacc's packed rendering needs its CUDA extension; its batched
-``(n_rays, n_samples)`` functions run anywhere. So on the CPU the packed
+``(n_rays, n_samples)`` functions run anywhere. So without the extension (on
+the CPU, or on CUDA where it is unavailable: :func:`nerfacc_cuda`) the packed
 samples are evaluated packed (no wasted field work) and scattered into a padded
 ``[rays, max samples]`` layout for ``nerfacc.rendering``; padding has zero
-density and so zero weight. On CUDA the packed path is used directly.
+density and so zero weight. With it the packed path is used directly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import nerfacc
 import torch
 from torch import Tensor
 
-from spiknerf.nerf.sampler import RaySamples, packed_to_padded
+from spiknerf.nerf.sampler import RaySamples, nerfacc_cuda, packed_to_padded
 
 FieldFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # points, unit dirs [S, 3] -> sigma [S], rgb [S, 3]
 
@@ -51,7 +52,7 @@ def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Ten
         sigmas, rgbs = points.new_zeros(0), points.new_zeros(0, 3)
     rgbs, sigmas = rgbs.to(origins.dtype), sigmas.to(origins.dtype)  # float32 again after mixed precision
     n = samples.n_rays
-    if origins.is_cuda:
+    if origins.is_cuda and origins.dtype == torch.float32 and nerfacc_cuda():  # its kernels take float32 only
         rgb, opacity, depth, _ = nerfacc.rendering(
             samples.t_starts, samples.t_ends, samples.ray_indices, n_rays=n,
             rgb_sigma_fn=lambda *_: (rgbs, sigmas), render_bkgd=None,

@@ -13,14 +13,18 @@ directions and the ray each belongs to.
   or samples. The grid holds an exponential moving maximum of ``density x
   step`` per cell, starting at 0 so that it prunes early.
 * :class:`NerfaccOccupancySampler` (CUDA): the same grid and options on
-  nerfacc's ``OccGridEstimator`` (its CUDA extension compiles on first use).
+  nerfacc's ``OccGridEstimator`` (its CUDA extension compiles on first use;
+  see :func:`nerfacc_cuda` for when the pure-torch paths run on CUDA instead).
 * :class:`CoarseToFineSampler` (the ``paper`` preset): NeRF's 64 stratified
   samples, then 128 more drawn from the coarse weights (``sample_pdf``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +34,30 @@ from torch import Tensor, nn
 from spiknerf.kernels import CpuCompiled
 
 SigmaFn = Callable[[Tensor], Tensor]  # world points [S, 3] -> density [S]
+
+
+@functools.cache
+def nerfacc_cuda() -> bool:
+    """Whether nerfacc's CUDA kernels serve marching and packed compositing.
+
+    True with a CUDA device once nerfacc's extension loads; its first load
+    compiles it (minutes, needs nvcc). ``SPIKNERF_NERFACC_CUDA=0`` skips it. A
+    build that fails warns once; either way the pure-torch paths, which run on
+    any device, take over.
+    """
+    if not torch.cuda.is_available() or os.environ.get("SPIKNERF_NERFACC_CUDA", "1") == "0":
+        return False
+    try:
+        from nerfacc.cuda._backend import _C
+    except Exception as exc:  # a compiler or toolkit mismatch surfaces as any exception type
+        _C, reason = None, f"{type(exc).__name__}: {exc}"
+    else:
+        reason = "no CUDA toolkit (nvcc) to build it"
+    if _C is None:
+        warnings.warn(f"nerfacc's CUDA extension is unavailable ({reason}); the pure-torch paths run on CUDA",
+                      stacklevel=2)
+        return False
+    return True
 
 
 @dataclass
@@ -196,13 +224,14 @@ class OccupancyGridSampler(nn.Module):
             cells = torch.arange(n, device=dev)
         else:
             k = max(1, int(n * self.refresh_fraction))
-            uniform = torch.randint(0, n, (k,), device=dev, generator=generator)
+            # drawn on the CPU, where the training generator lives, and moved: a CPU generator cannot draw on CUDA
+            uniform = torch.randint(0, n, (k,), generator=generator).to(dev)
             occ = self.binary.nonzero().squeeze(1)
-            pick = occ[torch.randint(0, len(occ), (min(k, len(occ)),), device=dev, generator=generator)]
+            pick = occ[torch.randint(0, len(occ), (min(k, len(occ)),), generator=generator).to(dev)]
             cells = torch.cat([uniform, pick])
         r = self.resolution
         ijk = torch.stack([cells // (r * r), (cells // r) % r, cells % r], -1).float()
-        jitter = torch.rand(ijk.shape, device=dev, generator=generator)
+        jitter = torch.rand(ijk.shape, generator=generator).to(dev)
         lo, hi = self.aabb[:3], self.aabb[3:]
         x = lo + (ijk + jitter) / r * (hi - lo)
         value = torch.cat([density_fn(chunk).float() for chunk in x.split(1 << 16)]) * self.step_size
@@ -236,24 +265,34 @@ class NerfaccOccupancySampler(nn.Module):
     @torch.no_grad()
     def sample(self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None,
                stratified: bool = False) -> RaySamples:
+        # nerfacc's kernels take float32 only; a float64 field (the fold check) still sees float64 points
         def nerfacc_sigma(t_starts: Tensor, t_ends: Tensor, ray_indices: Tensor) -> Tensor:
-            mid = (t_starts + t_ends)[:, None] * 0.5
-            return sigma_fn(origins[ray_indices] + dirs[ray_indices] * mid)
+            mid = (t_starts + t_ends).to(origins.dtype)[:, None] * 0.5
+            return sigma_fn(origins[ray_indices] + dirs[ray_indices] * mid).float()
 
         ray_indices, t_starts, t_ends = self.estimator.sampling(
-            origins, dirs, sigma_fn=nerfacc_sigma if sigma_fn is not None else None,
+            origins.float(), dirs.float(), sigma_fn=nerfacc_sigma if sigma_fn is not None else None,
             near_plane=self.near, far_plane=self.far, render_step_size=self.step_size,
             stratified=stratified, alpha_thre=self.alpha_thre, early_stop_eps=self.early_stop_eps,
         )
-        return RaySamples(ray_indices.long(), t_starts, t_ends, origins.shape[0])
+        return RaySamples(ray_indices.long(), t_starts.to(origins.dtype), t_ends.to(origins.dtype), origins.shape[0])
 
     def update(self, step: int, density_fn: SigmaFn, generator: torch.Generator | None = None) -> bool:
         if step % self.update_every:
             return False
+
+        def occupancy(x: Tensor) -> Tensor:
+            # float32 even under autocast: in bf16 a young field's near-uniform densities round to one value,
+            # and no cell then beats their mean, the threshold
+            with torch.autocast(x.device.type, enabled=False):
+                return density_fn(x.float()).float() * self.step_size
+
         self.estimator.update_every_n_steps(
-            step=step, occ_eval_fn=lambda x: density_fn(x) * self.step_size, occ_thre=self.occ_thre,
+            step=step, occ_eval_fn=occupancy, occ_thre=self.occ_thre,
             ema_decay=self.ema_decay, warmup_steps=self.warmup_steps, n=self.update_every,
         )
+        if not bool(self.estimator.binaries.any()):  # a uniform young field says nothing yet: keep every cell
+            self.estimator.binaries.fill_(True)
         return True
 
 

@@ -178,9 +178,9 @@ class Phase:
 def log_images(writer: SummaryWriter, tag: str, step: int, gt: Tensor, image, scene: Scene) -> None:
     """TensorBoard image: ground truth | prediction | depth, side by side."""
     h, w = gt.shape[:2]
-    depth = image.depth.reshape(h, w)
+    depth = image.depth.cpu().reshape(h, w)
     depth = ((depth - scene.near) / (scene.far - scene.near)).clamp(0, 1)[..., None].expand(h, w, 3)
-    panel = torch.cat([gt, image.rgb.reshape(h, w, 3).clamp(0, 1), depth.cpu()], dim=1)
+    panel = torch.cat([gt, image.rgb.cpu().reshape(h, w, 3).clamp(0, 1), depth], dim=1)
     writer.add_image(tag, panel, step, dataformats="HWC")
 
 

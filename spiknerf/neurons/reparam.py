@@ -114,7 +114,7 @@ def calibrate_offsets(model: nn.Module, *inputs: Tensor) -> dict[str, Tensor]:
         for h in handles:
             h.remove()
     values = torch.tensor(TERNARY_VALUES)
-    return {n: values[c.argmax(0)].cpu() for n, c in counts.items()}
+    return {n: values[c.argmax(0).cpu()] for n, c in counts.items()}
 
 
 def reparameterize(model: nn.Module, accumulate: bool = False, offsets: dict[str, Tensor] | None = None,
