@@ -1,11 +1,13 @@
 """Re-run the validation sweeps behind two benchmark settings; the test sets are never touched.
 
-    python scripts/validate_settings.py [--only vowels|ltmd]
+    python scripts/validate_settings.py [--only vowels|ltmd|epochs]
 
 * vowels (temporal benchmark): the initial τ spread of hetsyn and hetneuron, 1.5 / 2 / 3, on 3 folds of
   the JapaneseVowels training set (each fold holds out a third).
 * ltmd (classification benchmark): the moderate-dropout rate 0.1 / 0.2 / 0.3, and lif for reference, on
   MNIST-5k and digits, holding out a fifth of the training split of seeds 0 and 1.
+* epochs (classification benchmark): the MNIST-5k training budget, 30 or 60 epochs, for lif and ltmd,
+  holding out a fifth of the training split of seeds 0 to 3.
 
 Prints one line per setting: the validation accuracy of each fold or seed and their mean.
 """
@@ -28,6 +30,8 @@ SPREADS = (1.5, 2.0, 3.0)
 DROP_RATES = (0.1, 0.2, 0.3)
 FOLDS = 3
 SEEDS = (0, 1)
+EPOCH_BUDGETS = (30, 60)
+EPOCH_SEEDS = (0, 1, 2, 3)
 
 
 def report(label: str, accs: list[float]) -> None:
@@ -58,27 +62,36 @@ def vowels() -> None:
         temporal.SETTINGS["vowels"] = base
 
 
+def validation_accuracy(runner, dataset: str, seed: int, epochs: int) -> float:
+    """Train on four fifths of ``seed``'s training split, score on the fifth held out."""
+    x_train, y_train, _, _ = split(*load_dataset(dataset), seed)
+    xa, ya, xb, yb = split(x_train, y_train, seed + 100)
+    data = Data(*map(torch.from_numpy, (xa, ya, xb, yb)), side=int(round(xa.shape[1] ** 0.5)))
+    torch.manual_seed(seed)
+    return runner(data, Settings(T=4, epochs=epochs, shift=SHIFT[dataset], seed=seed), None).accuracy
+
+
 def ltmd() -> None:
     for dataset in ("mnist5k", "digits"):
         for p in (None, *DROP_RATES):  # None: lif, for reference
             runner = METHODS["lif"] if p is None else ltmd_runner(p)
-            accs = []
-            for seed in SEEDS:
-                x_train, y_train, _, _ = split(*load_dataset(dataset), seed)
-                xa, ya, xb, yb = split(x_train, y_train, seed + 100)
-                data = Data(*map(torch.from_numpy, (xa, ya, xb, yb)), side=int(round(xa.shape[1] ** 0.5)))
-                torch.manual_seed(seed)
-                accs.append(runner(data, Settings(T=4, epochs=EPOCHS[dataset], shift=SHIFT[dataset], seed=seed),
-                                   None).accuracy)
+            accs = [validation_accuracy(runner, dataset, seed, EPOCHS[dataset]) for seed in SEEDS]
             report(f"{dataset} {'lif' if p is None else f'ltmd p {p:g}'}", accs)
+
+
+def epochs() -> None:
+    for budget in EPOCH_BUDGETS:
+        for method in ("lif", "ltmd"):
+            accs = [validation_accuracy(METHODS[method], "mnist5k", seed, budget) for seed in EPOCH_SEEDS]
+            report(f"mnist5k {method} {budget} epochs", accs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("vowels", "ltmd"), help="run one sweep (default: both)")
+    parser.add_argument("--only", choices=("vowels", "ltmd", "epochs"), help="run one sweep (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    for name, sweep in (("vowels", vowels), ("ltmd", ltmd)):
+    for name, sweep in (("vowels", vowels), ("ltmd", ltmd), ("epochs", epochs)):
         if args.only in (None, name):
             sweep()
 
