@@ -24,12 +24,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import Tensor, nn
 
-from spiknerf.nerf.fields import NeRFField, NGPField
-from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
+from spiknerf.nerf.presets import build_student, build_teacher
 from spiknerf.neurons import calibrate_offsets, count_ops, make_neuron, reparameterize
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
@@ -67,11 +67,13 @@ def check_neurons() -> list[dict]:
 
 
 def fields() -> dict[str, Callable[[], nn.Module]]:
-    student = dict(neuron="ternary", T=2, decay_input=False)
-    return {"fast teacher (NGPField)": lambda: NGPField(AABB),
-            "fast student (SpikingNGPField)": lambda: SpikingNGPField(AABB, **student),
-            "paper teacher (NeRFField)": lambda: NeRFField(AABB),
-            "paper student (SpikingNeRFField)": lambda: SpikingNeRFField(AABB, **student)}
+    """Each preset's teacher and default ternary student, built as ``spiknerf train`` builds them."""
+    scene = SimpleNamespace(aabb=AABB)  # the builders read only the scene box
+    student = {"neuron": "ternary", "T": 2}
+    return {"fast teacher (NGPField)": lambda: build_teacher("fast", scene),
+            "fast student (SpikingNGPField)": lambda: build_student("fast", scene, student),
+            "paper teacher (NeRFField)": lambda: build_teacher("paper", scene),
+            "paper student (SpikingNeRFField)": lambda: build_student("paper", scene, student)}
 
 
 def sample_inputs(n: int, seed: int) -> tuple[Tensor, Tensor]:

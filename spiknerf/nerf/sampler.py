@@ -50,14 +50,14 @@ def nerfacc_cuda() -> bool:
     try:
         from nerfacc.cuda._backend import _C
     except Exception as exc:  # a compiler or toolkit mismatch surfaces as any exception type
-        _C, reason = None, f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {exc}"
     else:
+        if _C is not None:
+            return True
         reason = "no CUDA toolkit (nvcc) to build it"
-    if _C is None:
-        warnings.warn(f"nerfacc's CUDA extension is unavailable ({reason}); the pure-torch paths run on CUDA",
-                      stacklevel=2)
-        return False
-    return True
+    warnings.warn(f"nerfacc's CUDA extension is unavailable ({reason}); the pure-torch paths run on CUDA",
+                  stacklevel=2)
+    return False
 
 
 @dataclass

@@ -162,19 +162,22 @@ def _reset_slopes(h: Tensor, s: Tensor, theta: Tensor, slopes: tuple, p: LIFPara
     return 1.0 - theta * ds_dh, None if dv_dth is None else dv_dth - theta * ds_dth
 
 
-def _unroll(x: Tensor, theta: Tensor, p: LIFParameters, surrogate: Surrogate | None) -> Iterator[tuple[Tensor, Tensor]]:
-    """(H[t], S[t]) for t = 0 .. T-1: charge, fire and reset over the steps of ``x`` from V = 0."""
+def _unroll(x: Tensor, theta: Tensor, p: LIFParameters) -> Iterator[tuple[Tensor, Tensor]]:
+    """(H[t], S[t]) for t = 0 .. T-1: charge, fire and reset over the steps of ``x`` from V = 0.
+
+    Runs inside the fused node, where autograd records nothing, so firing is a plain comparison and needs
+    no surrogate."""
     v = torch.zeros_like(x[0])
     for t in range(x.shape[0]):
         h = charge(v, x[t], p)
-        s, fired = fire(h, theta, p, surrogate)
+        s, fired = fire(h, theta, p, None)
         v = reset(h, s, fired, theta, p)
         yield h, s
 
 
 def _spikes(x: Tensor, theta: Tensor, p: LIFParameters) -> Tensor:
     """S ``[T, B, ...]``, without autograd."""
-    return torch.stack([s for _, s in _unroll(x, theta, p, None)])
+    return torch.stack([s for _, s in _unroll(x, theta, p)])
 
 
 def _gradients(x: Tensor, theta: Tensor, grad_s: Tensor, alpha: Tensor, p: LIFParameters,
@@ -187,7 +190,7 @@ def _gradients(x: Tensor, theta: Tensor, grad_s: Tensor, alpha: Tensor, p: LIFPa
     a, c = _coefficients(p)
     fn = surrogate_grad(surrogate)
     grad = lambda z: fn(z, alpha)  # noqa: E731  (alpha is a tensor: IM-Loss changes it between steps)
-    steps = list(_unroll(x, theta, p, None))
+    steps = list(_unroll(x, theta, p))
     acc_theta = torch.zeros_like(x[0]) if wrt_theta else None
     grads_x: list[Tensor] = []
     grad_h = None  # ∂L/∂H[t+1]; ∂L/∂V[t] = a ∂L/∂H[t+1], zero after the last step
