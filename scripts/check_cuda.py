@@ -19,6 +19,7 @@ It prints a table and exits 1 if a check fails.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -30,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from spiknerf.nerf.presets import build_student, build_teacher
+from spiknerf.nerf.train import TrainConfig
 from spiknerf.neurons import calibrate_offsets, count_ops, make_neuron, reparameterize
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
@@ -69,7 +71,7 @@ def check_neurons() -> list[dict]:
 def fields() -> dict[str, Callable[[], nn.Module]]:
     """Each preset's teacher and default ternary student, built as ``spiknerf train`` builds them."""
     scene = SimpleNamespace(aabb=AABB)  # the builders read only the scene box
-    student = {"neuron": "ternary", "T": 2}
+    student = dataclasses.asdict(TrainConfig())
     return {"fast teacher (NGPField)": lambda: build_teacher("fast", scene),
             "fast student (SpikingNGPField)": lambda: build_student("fast", scene, student),
             "paper teacher (NeRFField)": lambda: build_teacher("paper", scene),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,10 +12,12 @@ import torch
 from spiknerf.cli import main as cli
 from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.fields import NGPField
+from spiknerf.nerf.presets import build_student, with_saved_neuron_defaults
 from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.sampler import OccupancyGridSampler
 from spiknerf.nerf.student import SpikingNGPField
 from spiknerf.nerf.synthetic import SceneSpec, write_scene
+from spiknerf.nerf.train import TrainConfig
 from spiknerf.neurons import calibrate_offsets, count_ops, reparameterize
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
@@ -37,6 +41,16 @@ def test_each_neuron_trains_a_few_steps(tiny_scene, tmp_path, neuron):
     assert state["model"]["encoding.table"].abs().max() > 1e-3  # the table moved from its ±1e-4 init
 
 
+def test_student_neurons_follow_the_run_config():
+    scene = SimpleNamespace(aabb=AABB)
+    new = build_student("fast", scene, dataclasses.asdict(TrainConfig(threshold=0.3)))
+    assert (new.trunk.neuron.p.reset, new.trunk.neuron.threshold, new.trunk.neuron.p.delta_v) == ("soft", 0.3, 0.3)
+    legacy = build_student("fast", scene, {"neuron": "ternary", "T": 2})  # a run saved before --reset
+    assert (legacy.color2.neuron.p.reset, legacy.color2.neuron.threshold, legacy.color2.neuron.p.delta_v) == \
+        ("hard", 0.5, 1.0)
+    assert TrainConfig(**with_saved_neuron_defaults({"T": 2})).reset == "hard"  # and resumes as it trained
+
+
 def test_kd_loss_is_zero_when_the_student_equals_the_teacher():
     torch.manual_seed(0)
     teacher = NGPField(AABB)
@@ -46,10 +60,10 @@ def test_kd_loss_is_zero_when_the_student_equals_the_teacher():
     assert float(kd_loss(sigma + 1, rgb, sigma, rgb).detach()) > 0.0
 
 
-def firing_student(T: int = 2) -> SpikingNGPField:
+def firing_student(T: int = 2, **neuron_kwargs) -> SpikingNGPField:
     """A student whose layers fire a mix of 0, 1 and 2."""
     torch.manual_seed(3)
-    s = SpikingNGPField(AABB, T=T)
+    s = SpikingNGPField(AABB, T=T, **neuron_kwargs)
     with torch.no_grad():
         s.encoding.table.normal_(0, 1.0)
         for layer in (s.trunk, s.color1, s.color2):
@@ -57,9 +71,10 @@ def firing_student(T: int = 2) -> SpikingNGPField:
     return s
 
 
+@pytest.mark.parametrize("reset", ["hard", "soft"])
 @pytest.mark.parametrize("calibrated", [False, True])
-def test_reparameterized_render_equals_training_form_render(calibrated):
-    student = firing_student()
+def test_reparameterized_render_equals_training_form_render(calibrated, reset):
+    student = firing_student(reset=reset, v_threshold=0.25, delta_v=0.25)
     sampler = OccupancyGridSampler(AABB, 2.0, 6.0, 0.05, resolution=16)
     sampler.update(0, student.density)
     torch.manual_seed(0)

@@ -51,17 +51,29 @@ def build_teacher(preset: str, scene: Scene) -> nn.Module:
     return NGPField(scene.aabb) if preset == "fast" else NeRFField(scene.aabb)
 
 
+def with_saved_neuron_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A run config with the student neuron of its time: runs saved before ``reset``, ``threshold`` and
+    ``delta_v`` were options trained a hard reset, θ = 0.5 and Δv = 1."""
+    return config if "reset" in config else {**config, "reset": "hard", "threshold": 0.5, "delta_v": 1.0}
+
+
 def build_student(preset: str, scene: Scene, config: dict[str, Any]) -> nn.Module:
     """The spiking field of a preset, with the neuron options of a run ``config`` (``neuron``, ``T``, ...).
 
     The neurons integrate their input current without the 1/τ input decay
     (``decay_input=False``): the same dynamics with the decay folded into the
     weights, so that default-initialised layers start close enough to the
-    threshold to fire.
+    threshold to fire. A ternary neuron fires 1 at θ and 2 at θ + Δv (Δv = θ
+    unless set), and its soft reset subtracts θ S, so that what a step does not
+    spend carries to the next: at T = 2 a constant current then gives spike
+    counts 0 to 4, where a hard reset gives 0, 1, 2 or 4.
     """
+    config = with_saved_neuron_defaults(config)
+    theta, delta_v = config["threshold"], config.get("delta_v")
     kw = dict(neuron=config["neuron"].replace("-", "_"), T=config["T"],
               learnable_threshold=config.get("learnable_threshold", False),
-              surrogate=config.get("surrogate", "atan"), decay_input=False)
+              surrogate=config.get("surrogate", "atan"), decay_input=False, reset=config["reset"],
+              v_threshold=theta, delta_v=theta if delta_v is None else delta_v)
     return SpikingNGPField(scene.aabb, **kw) if preset == "fast" else SpikingNeRFField(scene.aabb, **kw)
 
 

@@ -29,10 +29,17 @@ from spiknerf.nerf.checkpoint import latest_checkpoint, load_checkpoint, save_ch
 from spiknerf.nerf.data import Scene, Split, default_scene_path, load_scene
 from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.metrics import psnr
-from spiknerf.nerf.presets import PRESETS, Preset, build_sampler, build_student, build_teacher
+from spiknerf.nerf.presets import (
+    PRESETS,
+    Preset,
+    build_sampler,
+    build_student,
+    build_teacher,
+    with_saved_neuron_defaults,
+)
 from spiknerf.nerf.render import render_chunks, render_rays
 from spiknerf.nerf.run import RUN_CONFIG, choose_device, eval_background, load_model, read_config, resolve_run_dir
-from spiknerf.neurons import SURROGATES, count_ops
+from spiknerf.neurons import RESETS, SURROGATES, count_ops
 
 NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
 
@@ -56,6 +63,11 @@ class TrainConfig:
     learnable_threshold: bool = field(default=False, metadata={"help": "LTMD threshold tanh(w) per layer"})
     surrogate: str = field(default="atan", metadata={"choices": SURROGATES, "help": "student surrogate gradient"})
     T: int = field(default=2, metadata={"help": "student time steps"})
+    reset: str = field(default="soft", metadata={
+        "choices": RESETS, "help": "student membrane reset: soft (subtract θ·S: the residue carries) or hard (to 0)"})
+    threshold: float = field(default=0.25, metadata={"help": "student firing threshold θ; ternary neurons fire 2 "
+                                                               "at θ + Δv"})
+    delta_v: float | None = field(default=None, metadata={"help": "Δv (default: θ, so that the levels are uniform)"})
     kd: bool = field(default=True, metadata={"flag": "--no-kd", "help": "turn distillation off"})
     kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density"})
     kd_color: float = field(default=0.5, metadata={"help": "distillation weight on colour"})
@@ -76,6 +88,8 @@ class TrainConfig:
             (self.steps is None or self.steps >= 1, f"--steps must be >= 1 (got {self.steps})"),
             (self.downscale >= 1, f"--downscale must be >= 1 (got {self.downscale})"),
             (self.T >= 1, f"--T must be >= 1 (got {self.T})"),
+            (0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
+            (self.delta_v is None or self.delta_v > 0, f"--delta-v must be > 0 (got {self.delta_v})"),
             (self.kd_sigma >= 0 and self.kd_color >= 0, "--kd-sigma and --kd-color must be >= 0"),
             (self.checkpoint_seconds > 0, f"--checkpoint-seconds must be > 0 (got {self.checkpoint_seconds})"),
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1 (got {self.keep_checkpoints})"),
@@ -339,7 +353,7 @@ def resumed_config(cfg: TrainConfig) -> TrainConfig:
         raise InputError(f"--resume: {saved} not found; is {cfg.out} a run directory?")
     try:
         values = json.loads(saved.read_text())
-        return TrainConfig(**(values | {"resume": True, "out": cfg.out, "dry_run": False}))
+        return TrainConfig(**(with_saved_neuron_defaults(values) | {"resume": True, "out": cfg.out, "dry_run": False}))
     except (json.JSONDecodeError, TypeError) as exc:
         raise InputError(f"--resume: {saved} is not a spiknerf run config ({exc})") from None
 

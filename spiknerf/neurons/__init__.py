@@ -5,7 +5,7 @@ Multi-step tensors are ``[T, B, ...]``. Nothing here imports ``spiknerf.nerf`` o
 """
 
 from spiknerf.neurons.accumulate import accumulate_linear
-from spiknerf.neurons.dynamics import LIFParameters, LIFState, lif_multistep, lif_step
+from spiknerf.neurons.dynamics import RESETS, LIFParameters, LIFState, lif_multistep, lif_step
 from spiknerf.neurons.hetsyn import HetSynLIF, HetSynParameters, HetSynState, hetsyn_step
 from spiknerf.neurons.layers import SpikeLinear, SpikeReadout, SpikingLinear, SpikingMLP
 from spiknerf.neurons.lif import BinaryLIF, LIFNeuron, SignedTernaryLIF, TernaryLIF, make_neuron
@@ -24,6 +24,7 @@ __all__ = [
     "LIFParameters",
     "LIFState",
     "OpCount",
+    "RESETS",
     "SURROGATES",
     "SignedTernaryLIF",
     "SpikeLinear",
