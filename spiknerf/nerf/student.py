@@ -27,8 +27,8 @@ class SpikingNGPField(nn.Module):
 
     The colour branch's first layer reads the trunk's spikes plus two analog currents computed once per
     sample: the view direction's and the encoding's (``skip_current``). At T = 2 a ternary trunk unit driven
-    by a constant current has only a handful of possible spike trains (counts 0 to 4 with the soft reset, 0,
-    1, 2 or 4 with a hard one), too coarse to carry fine colour on its own: with a hard reset the skip took
+    by a constant current has only a handful of possible spike trains (five spike counts at most, see
+    ``presets.build_student``), too coarse to carry fine colour on its own: with a hard reset the skip took
     the distilled student's gap to its teacher from 0.73 to about 0.3 dB on lego and from 1.59 to about 0.8
     dB on the built-in scene (docs/benchmarks.md). A wider colour branch (``color_hidden``) narrows the gap
     further but spends the energy the spikes save: at 128 the built-in gap fell to 0.42 dB (exploratory
