@@ -153,6 +153,16 @@ def test_resume_continues_from_the_saved_step_with_identical_state(tiny_scene, t
     assert torch.equal(a["sampler"]["binary"], b["sampler"]["binary"])
 
 
+def test_the_seed_fixes_a_run_from_its_initial_weights_on(tiny_scene, tmp_path):
+    finals = []
+    for name, global_seed in (("a", 1), ("b", 2)):
+        torch.manual_seed(global_seed)  # whatever the process's random state, the run follows --seed alone
+        assert cli(train_args(tiny_scene, tmp_path / name, "--model", "teacher", "--steps", "3")) == 0
+        finals.append(torch.load(tmp_path / name / "checkpoints" / "teacher-final.pt", weights_only=False)["model"])
+    for key in finals[0]:
+        assert torch.equal(finals[0][key], finals[1][key]), key
+
+
 def test_train_on_existing_run_without_resume_is_refused(tiny_scene, tmp_path, capsys):
     assert cli(train_args(tiny_scene, tmp_path / "run", "--model", "teacher", "--steps", "2")) == 0
     capsys.readouterr()

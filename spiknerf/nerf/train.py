@@ -12,8 +12,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -297,9 +299,10 @@ def log_spiking_stats(writer: SummaryWriter, tag: str, step: int, model: nn.Modu
     writer.add_scalar(f"{tag}/macs_per_sample", ops.macs_per_sample, step)
 
 
-def run_phase(name: str, model: nn.Module, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
-              device: torch.device, teacher: Teacher | None = None) -> Phase:
-    """Build, resume if asked (or skip when already finished), and train one model.
+def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: TrainConfig, run: Path,
+              writer: SummaryWriter, device: torch.device, teacher: Teacher | None = None) -> Phase:
+    """Build (``build()``, after seeding, so that ``--seed`` fixes the initial weights), resume if asked (or skip
+    when already finished), and train one model.
 
     A distilled student also starts from its teacher's occupancy grid, so it
     does not spend its first steps marching through space the teacher knows is
@@ -307,12 +310,13 @@ def run_phase(name: str, model: nn.Module, scene: Scene, cfg: TrainConfig, run: 
     preset), so that it learns the spiking MLP on features that already describe
     the scene.
     """
+    seed = cfg.seed * 2 + (name == "student")
+    torch.manual_seed(seed)
+    model = build()
     sampler = build_sampler(cfg.preset, scene, device).to(device)
     if teacher is not None:
         sampler.load_state_dict(teacher.sampler.state_dict())
         inherit_encoding(model, teacher.model)
-    seed = cfg.seed * 2 + (name == "student")
-    torch.manual_seed(seed)
     phase = Phase(name, model.to(device), sampler, PRESETS[cfg.preset], cfg.total_steps(name), seed)
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
@@ -393,15 +397,16 @@ def main(cfg: TrainConfig) -> int:
     with SummaryWriter(str(run / "tb")) as writer:
         teacher = None
         if cfg.model in ("both", "teacher"):
-            trained = run_phase("teacher", build_teacher(cfg.preset, scene), scene, cfg, run, writer, device)
+            trained = run_phase("teacher", partial(build_teacher, cfg.preset, scene), scene, cfg, run, writer,
+                                device)
             teacher = Teacher(trained.model.eval(), trained.sampler)
         elif cfg.teacher is not None:
             teacher = load_teacher(Path(cfg.teacher), scene, cfg, device)
         if cfg.model in ("both", "student"):
-            student = build_student(cfg.preset, scene, dataclasses.asdict(cfg))
             if teacher is not None:
                 teacher.model.requires_grad_(False)
-            run_phase("student", student, scene, cfg, run, writer, device, teacher if cfg.kd else None)
+            build = partial(build_student, cfg.preset, scene, dataclasses.asdict(cfg))
+            run_phase("student", build, scene, cfg, run, writer, device, teacher if cfg.kd else None)
     metrics = evaluate_run(run, device=cfg.device)
     print(format_table(metrics))
     if cfg.video_frames:
