@@ -10,6 +10,7 @@ Then the ``paper`` preset (8 x 256 NeRF MLP, where spike-driven layers dominate)
 point. Everything goes into one table in docs/benchmarks.md with the commands:
 
     python scripts/bench_spiknerf.py
+    python scripts/bench_spiknerf.py --seeds 0 1 2                 # the PSNRs over three seeds
     python scripts/bench_spiknerf.py --only builtin --steps 1000   # a quicker look
 """
 
@@ -71,14 +72,22 @@ def row(label: str, b: dict, teacher: dict) -> dict:
     }
 
 
-def bench_scene(name: str, runs: Path, steps: int | None, reuse: bool) -> tuple[list[dict], dict]:
-    base = SCENES[name] + (["--steps", str(steps)] if steps else [])
-    both = runs / name / "ann+ternary-kd"
+def bench_scene(name: str, runs: Path, steps: int | None, seeds: list[int], reuse: bool) -> tuple[list[dict], dict]:
+    """The scene's four rows, once per seed: the rows of the first seed, and every seed's PSNRs in ``info``."""
+    by_seed = {seed: scene_runs(name, runs / name / f"seed{seed}", steps, seed, reuse) for seed in seeds}
+    rows, info = by_seed[seeds[0]]
+    info["psnr_by_seed"] = {seed: [r["psnr"] for r in seed_rows] for seed, (seed_rows, _) in by_seed.items()}
+    return rows, info
+
+
+def scene_runs(name: str, runs: Path, steps: int | None, seed: int, reuse: bool) -> tuple[list[dict], dict]:
+    base = SCENES[name] + (["--steps", str(steps)] if steps else []) + ["--seed", str(seed)]
+    both = runs / "ann+ternary-kd"
     wall = spiknerf(["train", *base], both, reuse)
     teacher = block(both, "teacher")
     rows = [row("ANN (teacher)", teacher, teacher)]
     for neuron in ("binary", "ternary"):
-        out = runs / name / f"{neuron}"
+        out = runs / f"{neuron}"
         spiknerf(["train", *base, "--model", "student", "--no-kd", "--neuron", neuron, "--video-frames", "0"],
                  out, reuse)
         rows.append(row(f"{neuron} SNN, T=2", block(out, "student"), teacher))
@@ -137,12 +146,21 @@ def report(results: dict, paper: tuple[list[dict], str] | None, command: str) ->
                   "min wall.", ""]
         lines += [f"- `{c}`" for c in info["commands"]] + [""]
         student, teacher = rows[-1], rows[0]
-        ternary, binary = rows[2], rows[1]
+        psnrs = info["psnr_by_seed"]
+        mean = [sum(column) / len(column) for column in zip(*psnrs.values(), strict=True)]
+        if len(psnrs) > 1:
+            lines += [f"Test PSNR by seed (the table above is seed {next(iter(psnrs))}):", "",
+                      "| model | " + " | ".join(f"seed {seed}" for seed in psnrs) + " | mean |",
+                      "|---|" + "---|" * (len(psnrs) + 1),
+                      *(f"| {r['model']} | " + " | ".join(f"{v[i]:.2f}" for v in psnrs.values()) + f" | {mean[i]:.2f} |"
+                        for i, r in enumerate(rows)), ""]
+        teacher_db, binary_db, ternary_db, kd_db = mean
+        over = f" (mean over {len(psnrs)} seeds)" if len(psnrs) > 1 else ""
         lines += ["Firing rates of the ternary + KD student (fraction of non-zero spikes per layer): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in student["firing"].items()),
                   "",
-                  f"Targets: ternary + KD within 0.3 dB of the teacher: {teacher['psnr'] - student['psnr']:+.2f} dB "
-                  f"behind; ternary above binary by {ternary['psnr'] - binary['psnr']:+.2f} dB (target +1 dB); "
+                  f"Targets{over}: ternary + KD within 0.3 dB of the teacher: {teacher_db - kd_db:+.2f} dB "
+                  f"behind; ternary above binary by {ternary_db - binary_db:+.2f} dB (target +1 dB); "
                   f"student step time {student['step_ms'] / teacher['step_ms']:.2f}x the teacher's (target <= 2x), "
                   f"{student['us_per_sample'] / teacher['us_per_sample']:.2f}x per sample.", ""]
     if paper is not None:
@@ -163,6 +181,8 @@ def main() -> None:
     parser.add_argument("--paper-steps", type=int, default=500, help="steps per model of the paper preset (0: skip)")
     parser.add_argument("--paper-teacher", type=Path, help="a trained paper-preset teacher run to distil from "
                         "(e.g. bench_nerf.py's lego-100-paper) instead of training one for --paper-steps")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per scene; the table "
+                        "shows the first seed's runs, the targets the mean PSNRs over all seeds")
     parser.add_argument("--runs", default="runs/bench-spiknerf")
     parser.add_argument("--reuse", action="store_true", help="keep the finished runs already under --runs")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -171,7 +191,7 @@ def main() -> None:
     if runs.exists() and not args.reuse:
         raise SystemExit(f"{runs} exists; remove it or pass another --runs")
     names = [n for n in (args.only or SCENES) if LEGO.is_dir() or n != "lego-100"]
-    results = {name: bench_scene(name, runs, args.steps, args.reuse) for name in names}
+    results = {name: bench_scene(name, runs, args.steps, args.seeds, args.reuse) for name in names}
     paper = (bench_paper(runs, args.paper_steps, args.paper_teacher, args.reuse)
              if args.paper_steps and LEGO.is_dir() else None)
     command = "python " + " ".join(["scripts/bench_spiknerf.py", *sys.argv[1:]])
