@@ -71,7 +71,8 @@ class TrainConfig:
                                                                "at θ + Δv"})
     delta_v: float | None = field(default=None, metadata={"help": "Δv (default: θ, so that the levels are uniform)"})
     kd: bool = field(default=True, metadata={"flag": "--no-kd", "help": "turn distillation off"})
-    kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density"})
+    kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density (0 gave students level "
+                                                           "with their teachers: docs/benchmarks.md)"})
     kd_color: float = field(default=0.5, metadata={"help": "distillation weight on colour"})
     device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
     resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last checkpoint"})
