@@ -56,8 +56,17 @@ def test_kd_loss_is_zero_when_the_student_equals_the_teacher():
     teacher = NGPField(AABB)
     x, d = torch.rand(64, 3) - 0.5, torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
     sigma, rgb = teacher(x, d)
-    assert float(kd_loss(sigma, rgb, *teacher_targets(teacher, x, d)).detach()) == 0.0
-    assert float(kd_loss(sigma + 1, rgb, sigma, rgb).detach()) > 0.0
+    deltas = torch.full_like(sigma, 0.01)
+    assert float(kd_loss(sigma, rgb, *teacher_targets(teacher, x, d), deltas).detach()) == 0.0
+    assert float(kd_loss(sigma + 1, rgb, sigma, rgb, deltas).detach()) > 0.0
+
+
+def test_kd_density_term_compares_what_rendering_reads():
+    """Opaque samples that differ only in how opaque stay unpenalised; a surface sample that differs does not."""
+    rgb, deltas = torch.zeros(1, 3), torch.full((1,), 0.01)
+    opaque = kd_loss(torch.tensor([4000.0]), rgb, torch.tensor([8000.0]), rgb, deltas, weight_color=0.0)
+    surface = kd_loss(torch.tensor([50.0]), rgb, torch.tensor([100.0]), rgb, deltas, weight_color=0.0)
+    assert float(opaque) < 1e-12 < float(surface)
 
 
 def firing_student(T: int = 2, **neuron_kwargs) -> SpikingNGPField:

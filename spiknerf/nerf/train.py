@@ -71,8 +71,8 @@ class TrainConfig:
                                                                "at θ + Δv"})
     delta_v: float | None = field(default=None, metadata={"help": "Δv (default: θ, so that the levels are uniform)"})
     kd: bool = field(default=True, metadata={"flag": "--no-kd", "help": "turn distillation off"})
-    kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density (0 gave students level "
-                                                           "with their teachers: docs/benchmarks.md)"})
+    kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density, compared as "
+                                                           "each sample's opacity"})
     kd_color: float = field(default=0.5, metadata={"help": "distillation weight on colour"})
     device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
     resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last checkpoint"})
@@ -237,7 +237,8 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
             loss = photo
             if use_kd:
                 sigma_t, rgb_t = teacher_targets(teacher, out.points, out.directions)
-                loss = loss + kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, cfg.kd_sigma, cfg.kd_color)
+                loss = loss + kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, out.samples.t_ends - out.samples.t_starts,
+                                      cfg.kd_sigma, cfg.kd_color)
         phase.optimizer.zero_grad(set_to_none=True)
         if loss.requires_grad:  # a batch whose rays all miss the occupied cells has nothing to learn from
             loss.backward()
