@@ -64,6 +64,26 @@ def test_cpu_sampler_matches_brute_force_dense_sampling():
     assert (ours.opacity - ref.opacity).abs().max() < 1e-3
 
 
+def test_a_refresh_that_probes_a_cell_twice_keeps_its_largest_probe():
+    """After warm-up the refreshed cells repeat; each keeps the maximum of its probes (an order-free rule)."""
+    r = 4
+    sampler = OccupancyGridSampler(AABB, 2.0, 6.0, 1.0, resolution=r, warmup_steps=0, refresh_fraction=1.0)
+    sampler.occupancy.fill_(0.5)
+    probes = []
+    density = lambda x: probes.append(x) or torch.rand(len(x), generator=torch.Generator().manual_seed(3))  # noqa: E731
+    sampler.update(0, density, torch.Generator().manual_seed(0))
+    x = torch.cat(probes)
+    lo, hi = sampler.aabb[:3], sampler.aabb[3:]
+    ijk = ((x - lo) / (hi - lo) * r).floor().long().clamp(0, r - 1)
+    cells = (ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2]
+    assert len(cells.unique()) < len(cells)  # the draw did repeat cells
+    values = torch.rand(len(x), generator=torch.Generator().manual_seed(3))
+    expected = torch.full((r**3,), 0.5 * sampler.ema_decay)
+    for c, v in zip(cells.tolist(), values.tolist(), strict=True):
+        expected[c] = max(float(expected[c]), v)
+    assert torch.equal(sampler.occupancy, expected)
+
+
 def test_front_to_back_density_rounds_keep_exactly_the_single_pass_samples():
     torch.manual_seed(2)
     n = 128

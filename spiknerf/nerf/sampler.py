@@ -236,7 +236,9 @@ class OccupancyGridSampler(nn.Module):
         x = lo + (ijk + jitter) / r * (hi - lo)
         value = torch.cat([density_fn(chunk).float() for chunk in x.split(1 << 16)]) * self.step_size
         self.occupancy *= self.ema_decay
-        self.occupancy[cells] = torch.maximum(self.occupancy[cells], value)
+        # cells repeat after warm-up; an indexed write would keep whichever repeat's thread wrote last, which
+        # made two runs with the same seed drift apart, where a max over the repeats is the same in any order
+        self.occupancy.scatter_reduce_(0, cells, value, reduce="amax")
         thre = min(self.occ_thre, float(self.occupancy.double().mean()))
         self.binary = self.occupancy > thre
         if not bool(self.binary.any()):  # a uniform young field says nothing yet: keep every cell
