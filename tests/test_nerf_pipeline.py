@@ -70,7 +70,11 @@ def test_a_refresh_that_probes_a_cell_twice_keeps_its_largest_probe():
     sampler = OccupancyGridSampler(AABB, 2.0, 6.0, 1.0, resolution=r, warmup_steps=0, refresh_fraction=1.0)
     sampler.occupancy.fill_(0.5)
     probes = []
-    density = lambda x: probes.append(x) or torch.rand(len(x), generator=torch.Generator().manual_seed(3))  # noqa: E731
+
+    def density(x: torch.Tensor) -> torch.Tensor:
+        probes.append(x)
+        return torch.rand(len(x), generator=torch.Generator().manual_seed(3))
+
     sampler.update(0, density, torch.Generator().manual_seed(0))
     x = torch.cat(probes)
     lo, hi = sampler.aabb[:3], sampler.aabb[3:]
