@@ -22,6 +22,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     # the temporary name keeps the suffix: writers such as imageio pick the format from it
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.chmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; the file gets a plain open()'s mode instead
     os.close(fd)
     try:
         yield Path(tmp)
@@ -31,6 +32,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    """The process's umask (only readable by setting it, so it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[Path], Any]) -> None:
