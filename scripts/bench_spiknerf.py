@@ -126,10 +126,19 @@ def fmt_rows(rows: list[dict]) -> list[str]:
     return lines
 
 
-def report(results: dict, paper: tuple[list[dict], str] | None, command: str) -> str:
+def code_version() -> str:
+    """The commit the runs' code comes from, ``-dirty`` when tracked files differ from it."""
+    out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=ROOT, capture_output=True,
+                         text=True)
+    return out.stdout.strip() if out.returncode == 0 else "unknown (not a git checkout)"
+
+
+def report(results: dict, paper: tuple[list[dict], str] | None, command: str, reuse: bool) -> str:
+    reused = " (runs kept by --reuse may come from older code)" if reuse else ""
     lines = [SECTION, "",
              f"Command: `{command}` on {platform.machine()} with {os.cpu_count()} CPU cores, torch {torch.__version__},"
-             f" {time.strftime('%Y-%m-%d')}. Each row trains the same number of steps (fast preset: hash grid + "
+             f" {time.strftime('%Y-%m-%d')}, code at {code_version()}{reused}. Each row trains the same number of "
+             "steps (fast preset: hash grid + "
              "64-wide MLP; the student's spiking MLP reads the hash features (in its first layer and again as a skip "
              "current into its colour branch) and the view direction as analog currents, so those three layers "
              "stay MACs; the teacher is MACs throughout). Student neurons as `spiknerf train` builds them: "
@@ -195,7 +204,7 @@ def main() -> None:
     paper = (bench_paper(runs, args.paper_steps, args.paper_teacher, args.reuse)
              if args.paper_steps and LEGO.is_dir() else None)
     command = "python " + " ".join(["scripts/bench_spiknerf.py", *sys.argv[1:]])
-    text = report(results, paper, command)
+    text = report(results, paper, command, args.reuse)
     write_section(Path(args.doc), SECTION, text)
     print(text)
 
