@@ -133,11 +133,10 @@ def code_version() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown (not a git checkout)"
 
 
-def report(results: dict, paper: tuple[list[dict], str] | None, command: str, reuse: bool) -> str:
-    reused = " (runs kept by --reuse may come from older code)" if reuse else ""
+def report(results: dict, paper: tuple[list[dict], str] | None, command: str, code: str) -> str:
     lines = [SECTION, "",
              f"Command: `{command}` on {platform.machine()} with {os.cpu_count()} CPU cores, torch {torch.__version__},"
-             f" {time.strftime('%Y-%m-%d')}, code at {code_version()}{reused}. Each row trains the same number of "
+             f" {time.strftime('%Y-%m-%d')}, code at {code}. Each row trains the same number of "
              "steps (fast preset: hash grid + "
              "64-wide MLP; the student's spiking MLP reads the hash features (in its first layer and again as a skip "
              "current into its colour branch) and the view direction as analog currents, so those three layers "
@@ -199,12 +198,14 @@ def main() -> None:
     runs = Path(args.runs)
     if runs.exists() and not args.reuse:
         raise SystemExit(f"{runs} exists; remove it or pass another --runs")
+    # read before the runs, so that editing the tree while they train does not mark them dirty
+    code = code_version() + (" (runs kept by --reuse may come from older code)" if args.reuse else "")
     names = [n for n in (args.only or SCENES) if LEGO.is_dir() or n != "lego-100"]
     results = {name: bench_scene(name, runs, args.steps, args.seeds, args.reuse) for name in names}
     paper = (bench_paper(runs, args.paper_steps, args.paper_teacher, args.reuse)
              if args.paper_steps and LEGO.is_dir() else None)
     command = "python " + " ".join(["scripts/bench_spiknerf.py", *sys.argv[1:]])
-    text = report(results, paper, command, args.reuse)
+    text = report(results, paper, command, code)
     write_section(Path(args.doc), SECTION, text)
     print(text)
 
