@@ -128,8 +128,11 @@ def fmt_rows(rows: list[dict]) -> list[str]:
 
 def code_version() -> str:
     """The commit the runs' code comes from, ``-dirty`` when tracked files differ from it."""
-    out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=ROOT, capture_output=True,
-                         text=True)
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=ROOT,
+                             capture_output=True, text=True)
+    except OSError:  # no git on this machine
+        return "unknown (no git)"
     return out.stdout.strip() if out.returncode == 0 else "unknown (not a git checkout)"
 
 
