@@ -34,8 +34,8 @@ class SpikingNGPField(nn.Module):
     further but spends the energy the spikes save: at 128 the built-in gap fell to 0.42 dB (exploratory
     run, hard reset), but on lego the student cost 1.11x the teacher's energy per sample and 2.08x its step
     time. The skip also carries position past the spikes, and so hides part of what ternary spikes add over
-    binary ones: without it ternary's lead over binary roughly doubled (+0.96 against +0.48 dB on the built-in
-    scene, one run each, no distillation), though both students lost accuracy.
+    binary ones: without it ternary's lead over binary more than doubled (+0.92 against +0.39 dB on the
+    built-in scene, mean of two seeds, no distillation), though both students lost accuracy.
     """
 
     def __init__(self, aabb: Tensor, neuron: str = "ternary", T: int = 2, n_levels: int = 12, log2_table: int = 16,
