@@ -13,7 +13,7 @@ import torch
 from spiknerf.cli import main as cli
 from spiknerf.nerf import sampler as sampler_module
 from spiknerf.nerf.render import composite
-from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, packed_to_padded, ray_aabb
+from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, grid_cells, packed_to_padded, ray_aabb
 from spiknerf.nerf.synthetic import SceneSpec, write_scene
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
@@ -76,12 +76,9 @@ def test_a_refresh_that_probes_a_cell_twice_keeps_its_largest_probe():
         return torch.rand(len(x), generator=torch.Generator().manual_seed(3))
 
     sampler.update(0, density, torch.Generator().manual_seed(0))
-    x = torch.cat(probes)
-    lo, hi = sampler.aabb[:3], sampler.aabb[3:]
-    ijk = ((x - lo) / (hi - lo) * r).floor().long().clamp(0, r - 1)
-    cells = (ijk[:, 0] * r + ijk[:, 1]) * r + ijk[:, 2]
+    cells, _ = grid_cells(torch.cat(probes), sampler.aabb, r)
     assert len(cells.unique()) < len(cells)  # the draw did repeat cells
-    values = torch.rand(len(x), generator=torch.Generator().manual_seed(3))
+    values = torch.rand(len(cells), generator=torch.Generator().manual_seed(3))
     expected = torch.full((r**3,), 0.5 * sampler.ema_decay)
     for c, v in zip(cells.tolist(), values.tolist(), strict=True):
         expected[c] = max(float(expected[c]), v)
