@@ -4,7 +4,9 @@ Per scene (lego at 100 x 100 from ../shared, and the built-in scene):
 
 1. the default job, ``spiknerf train`` (teacher, then the distilled ternary student, evaluation and the video),
    timed end to end: its teacher is the ANN row and its student the ternary + KD row;
-2. ``--model student --no-kd`` with binary and with ternary neurons, the same number of steps.
+2. ``--model student --no-kd`` with binary and with ternary neurons, the same number of steps;
+3. with ``--spike-only``, the same two students with ``--no-color-skip``: their colour branch reads the trunk's
+   spikes and the view direction, not the encoding again, so that colour as well as density passes through spikes.
 
 Then the ``paper`` preset (8 x 256 NeRF MLP, where spike-driven layers dominate) on lego for the energy per sample
 point. Everything goes into one table in docs/benchmarks.md with the commands:
@@ -12,6 +14,7 @@ point. Everything goes into one table in docs/benchmarks.md with the commands:
     python scripts/bench_spiknerf.py
     python scripts/bench_spiknerf.py --seeds 0 1 2                 # the PSNRs over three seeds
     python scripts/bench_spiknerf.py --only builtin --steps 1000   # a quicker look
+    python scripts/bench_spiknerf.py --reuse --spike-only          # add the spike-only rows to a finished table
 """
 
 from __future__ import annotations
@@ -72,15 +75,20 @@ def row(label: str, b: dict, teacher: dict) -> dict:
     }
 
 
-def bench_scene(name: str, runs: Path, steps: int | None, seeds: list[int], reuse: bool) -> tuple[list[dict], dict]:
-    """The scene's four rows, once per seed: the rows of the first seed, and every seed's PSNRs in ``info``."""
-    by_seed = {seed: scene_runs(name, runs / name / f"seed{seed}", steps, seed, reuse) for seed in seeds}
+SPIKE_ONLY = ("binary", "ternary")  # the rows --spike-only adds, after the four of the paper's table
+
+
+def bench_scene(name: str, runs: Path, steps: int | None, seeds: list[int], reuse: bool,
+                spike_only: bool) -> tuple[list[dict], dict]:
+    """The scene's rows, once per seed: the rows of the first seed, and every seed's PSNRs in ``info``."""
+    by_seed = {seed: scene_runs(name, runs / name / f"seed{seed}", steps, seed, reuse, spike_only) for seed in seeds}
     rows, info = by_seed[seeds[0]]
     info["psnr_by_seed"] = {seed: [r["psnr"] for r in seed_rows] for seed, (seed_rows, _) in by_seed.items()}
     return rows, info
 
 
-def scene_runs(name: str, runs: Path, steps: int | None, seed: int, reuse: bool) -> tuple[list[dict], dict]:
+def scene_runs(name: str, runs: Path, steps: int | None, seed: int, reuse: bool,
+               spike_only: bool) -> tuple[list[dict], dict]:
     base = SCENES[name] + (["--steps", str(steps)] if steps else []) + ["--seed", str(seed)]
     both = runs / "ann+ternary-kd"
     wall = spiknerf(["train", *base], both, reuse)
@@ -92,10 +100,17 @@ def scene_runs(name: str, runs: Path, steps: int | None, seed: int, reuse: bool)
                  out, reuse)
         rows.append(row(f"{neuron} SNN, T=2", block(out, "student"), teacher))
     rows.append(row("ternary SNN + KD, T=2", block(both, "student"), teacher))
+    for neuron in SPIKE_ONLY if spike_only else ():
+        out = runs / f"{neuron}-spike-only"
+        spiknerf(["train", *base, "--model", "student", "--no-kd", "--neuron", neuron, "--no-color-skip",
+                  "--video-frames", "0"], out, reuse)
+        rows.append(row(f"{neuron} SNN, T=2, spike-only colour", block(out, "student"), teacher))
+    student_args = ["--model", "student", "--no-kd", "--neuron", "binary|ternary"]
     info = {"wall_default_run": wall, "commands": [
         "spiknerf train " + " ".join(base + ["--out", str(both)]),
-        "spiknerf train " + " ".join(base + ["--model", "student", "--no-kd", "--neuron", "binary|ternary",
-                                              "--out", "..."])]}
+        "spiknerf train " + " ".join(base + student_args + ["--out", "..."])]}
+    if spike_only:
+        info["commands"].append("spiknerf train " + " ".join(base + student_args + ["--no-color-skip", "--out", "..."]))
     return rows, info
 
 
@@ -156,7 +171,7 @@ def report(results: dict, paper: tuple[list[dict], str] | None, command: str, co
         lines += [f"Whole default run (teacher, student, evaluation, video): {info['wall_default_run'] / 60:.1f} "
                   "min wall.", ""]
         lines += [f"- `{c}`" for c in info["commands"]] + [""]
-        student, teacher = rows[-1], rows[0]
+        teacher, student = rows[0], rows[3]
         psnrs = info["psnr_by_seed"]
         mean = [sum(column) / len(column) for column in zip(*psnrs.values(), strict=True)]
         if len(psnrs) > 1:
@@ -165,15 +180,18 @@ def report(results: dict, paper: tuple[list[dict], str] | None, command: str, co
                       "|---|" + "---|" * (len(psnrs) + 1),
                       *(f"| {r['model']} | " + " | ".join(f"{v[i]:.2f}" for v in psnrs.values()) + f" | {mean[i]:.2f} |"
                         for i, r in enumerate(rows)), ""]
-        teacher_db, binary_db, ternary_db, kd_db = mean
+        teacher_db, binary_db, ternary_db, kd_db = mean[:4]
         over = f" (mean over {len(psnrs)} seeds)" if len(psnrs) > 1 else ""
+        spike_only = (f" With spike-only colour, ternary above binary by {mean[5] - mean[4]:+.2f} dB; "
+                      f"{teacher_db - mean[4]:.2f} and {teacher_db - mean[5]:.2f} dB behind the teacher."
+                      if len(mean) == 6 else "")
         lines += ["Firing rates of the ternary + KD student (fraction of non-zero spikes per layer): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in student["firing"].items()),
                   "",
                   f"Targets{over}: ternary + KD within 0.3 dB of the teacher: {teacher_db - kd_db:+.2f} dB "
                   f"behind; ternary above binary by {ternary_db - binary_db:+.2f} dB (target +1 dB); "
                   f"student step time {student['step_ms'] / teacher['step_ms']:.2f}x the teacher's (target <= 2x), "
-                  f"{student['us_per_sample'] / teacher['us_per_sample']:.2f}x per sample.", ""]
+                  f"{student['us_per_sample'] / teacher['us_per_sample']:.2f}x per sample.{spike_only}", ""]
     if paper is not None:
         rows, cmd = paper
         lines += ["### paper preset (8 x 256 NeRF MLP, 64 + 128 samples), lego 100 x 100", "", *fmt_rows(rows), "",
@@ -194,6 +212,8 @@ def main() -> None:
                         "(e.g. bench_nerf.py's lego-100-paper) instead of training one for --paper-steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds per scene; the table "
                         "shows the first seed's runs, the targets the mean PSNRs over all seeds")
+    parser.add_argument("--spike-only", action="store_true", help="also train binary and ternary students "
+                        "with --no-color-skip (colour through spikes only) and report their PSNRs")
     parser.add_argument("--runs", default="runs/bench-spiknerf")
     parser.add_argument("--reuse", action="store_true", help="keep the finished runs already under --runs")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
@@ -204,7 +224,7 @@ def main() -> None:
     # read before the runs, so that editing the tree while they train does not mark them dirty
     code = code_version() + (" (runs kept by --reuse may come from older code)" if args.reuse else "")
     names = [n for n in (args.only or SCENES) if LEGO.is_dir() or n != "lego-100"]
-    results = {name: bench_scene(name, runs, args.steps, args.seeds, args.reuse) for name in names}
+    results = {name: bench_scene(name, runs, args.steps, args.seeds, args.reuse, args.spike_only) for name in names}
     paper = (bench_paper(runs, args.paper_steps, args.paper_teacher, args.reuse)
              if args.paper_steps and LEGO.is_dir() else None)
     command = "python " + " ".join(["scripts/bench_spiknerf.py", *sys.argv[1:]])

@@ -41,6 +41,20 @@ def test_each_neuron_trains_a_few_steps(tiny_scene, tmp_path, neuron):
     assert state["model"]["encoding.table"].abs().max() > 1e-3  # the table moved from its ±1e-4 init
 
 
+def test_a_spike_only_colour_branch_trains_and_evaluates_again(tiny_scene, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tiny_scene), "--out", str(out), "--model", "student", "--no-kd",
+            "--no-color-skip", "--steps", "5", "--video-frames", "0", "--device", "cpu"]
+    assert cli(args) == 0
+    state = torch.load(out / "checkpoints" / "student-final.pt", weights_only=False)
+    assert not any(k.startswith("skip_current") for k in state["model"])
+    first = json.loads((out / "metrics.json").read_text())["student"]
+    assert first["color_skip"] is False
+    assert cli(["eval", "--run", str(out)]) == 0  # rebuilt from config.json without the skip
+    again = json.loads((out / "metrics.json").read_text())["student"]
+    assert again["color_skip"] is False and again["psnr"] == pytest.approx(first["psnr"], abs=1e-4)
+
+
 def test_student_neurons_follow_the_run_config():
     scene = SimpleNamespace(aabb=AABB)
     new = build_student("fast", scene, dataclasses.asdict(TrainConfig(threshold=0.3)))
@@ -49,6 +63,16 @@ def test_student_neurons_follow_the_run_config():
     assert (legacy.color2.neuron.p.reset, legacy.color2.neuron.threshold, legacy.color2.neuron.p.delta_v) == \
         ("hard", 0.5, 1.0)
     assert TrainConfig(**with_saved_neuron_defaults({"T": 2})).reset == "hard"  # and resumes as it trained
+    assert legacy.skip_current is not None  # runs saved before --no-color-skip had the skip
+    spike_only = build_student("fast", scene, dataclasses.asdict(TrainConfig(color_skip=False)))
+    assert spike_only.skip_current is None
+
+
+def test_no_color_skip_is_refused_for_the_paper_preset(tmp_path, capsys):
+    args = ["train", "--preset", "paper", "--no-color-skip", "--out", str(tmp_path / "run"), "--dry-run"]
+    assert cli(args) == 2
+    assert "--no-color-skip applies to the fast preset" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_kd_loss_is_zero_when_the_student_equals_the_teacher():
@@ -69,10 +93,10 @@ def test_kd_density_term_compares_what_rendering_reads():
     assert float(opaque) < 1e-12 < float(surface)
 
 
-def firing_student(T: int = 2, **neuron_kwargs) -> SpikingNGPField:
+def firing_student(T: int = 2, color_skip: bool = True, **neuron_kwargs) -> SpikingNGPField:
     """A student whose layers fire a mix of 0, 1 and 2."""
     torch.manual_seed(3)
-    s = SpikingNGPField(AABB, T=T, **neuron_kwargs)
+    s = SpikingNGPField(AABB, T=T, color_skip=color_skip, **neuron_kwargs)
     with torch.no_grad():
         s.encoding.table.normal_(0, 1.0)
         for layer in (s.trunk, s.color1, s.color2):
@@ -80,10 +104,10 @@ def firing_student(T: int = 2, **neuron_kwargs) -> SpikingNGPField:
     return s
 
 
-@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize(("reset", "color_skip"), [("hard", True), ("soft", True), ("soft", False)])
 @pytest.mark.parametrize("calibrated", [False, True])
-def test_reparameterized_render_equals_training_form_render(calibrated, reset):
-    student = firing_student(reset=reset, v_threshold=0.25, delta_v=0.25)
+def test_reparameterized_render_equals_training_form_render(calibrated, reset, color_skip):
+    student = firing_student(color_skip=color_skip, reset=reset, v_threshold=0.25, delta_v=0.25)
     sampler = OccupancyGridSampler(AABB, 2.0, 6.0, 0.05, resolution=16)
     sampler.update(0, student.density)
     torch.manual_seed(0)
@@ -102,21 +126,24 @@ def test_reparameterized_render_equals_training_form_render(calibrated, reset):
     assert (folded.depth - ref.depth).abs().max() <= 1e-3
 
 
-def test_op_counter_agrees_with_a_hand_count_on_a_tiny_field():
+@pytest.mark.parametrize("color_skip", [True, False])
+def test_op_counter_agrees_with_a_hand_count_on_a_tiny_field(color_skip):
     hidden, color = 4, 6
-    s = SpikingNGPField(AABB, hidden=hidden, color_hidden=color, T=2)
+    s = SpikingNGPField(AABB, hidden=hidden, color_hidden=color, T=2, color_skip=color_skip)
     with torch.no_grad():
         s.trunk.fc.weight.zero_()
         s.trunk.fc.bias.fill_(3.0)  # current 3 -> H = 0.75 each step -> ternary spike 1, reset: all ones
         for layer in (s.color1.fc, s.dir_current, s.skip_current):
-            layer.weight.zero_()
-            layer.bias.zero_()  # colour layer 1 never fires
+            if layer is not None:
+                layer.weight.zero_()
+                layer.bias.zero_()  # colour layer 1 never fires
     n = 10
     x, d = torch.zeros(n, 3), torch.tensor([[0.0, 0.0, 1.0]]).expand(n, 3)
     ops = count_ops(s, (x, d))
     enc = s.encoding.out_dim
-    # MACs: the trunk reads the encoding once; the skip current reads it, and the direction current SH(16), once
-    assert ops.macs_per_sample == enc * hidden + enc * color + 16 * color
+    # MACs: the trunk reads the encoding once; the skip current (if any) reads it, and the direction current
+    # SH(16), once
+    assert ops.macs_per_sample == enc * hidden + enc * color * color_skip + 16 * color
     # SOPs: 2 steps x hidden spikes read by the density readout (fan-out 1) and by colour layer 1 (fan-out color);
     # colour layer 2 and the colour readout read no spikes
     assert ops.sops_per_sample == 2 * hidden * 1 + 2 * hidden * color

@@ -176,7 +176,8 @@ def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, 
     points, dirs = sample_points(model, sampler, split, background, device)
     block |= op_report(inference, points, dirs, block["samples_per_ray"], e_mac, e_ac)
     if phase == "student":
-        block |= {"neuron": config["neuron"], "T": config["T"], "kd": config["kd"]}
+        block |= {"neuron": config["neuron"], "T": config["T"], "kd": config["kd"],
+                  "color_skip": config.get("color_skip", True)}
     if folds:
         block["fold_offsets"] = {f"{v:g}": int(sum(int((c == v).sum()) for c in offsets.values()))
                                  for v in (0.0, 1.0, 2.0)}

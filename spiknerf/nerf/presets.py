@@ -74,7 +74,9 @@ def build_student(preset: str, scene: Scene, config: dict[str, Any]) -> nn.Modul
               learnable_threshold=config.get("learnable_threshold", False),
               surrogate=config.get("surrogate", "atan"), decay_input=False, reset=config["reset"],
               v_threshold=theta, delta_v=theta if delta_v is None else delta_v)
-    return SpikingNGPField(scene.aabb, **kw) if preset == "fast" else SpikingNeRFField(scene.aabb, **kw)
+    if preset == "fast":
+        return SpikingNGPField(scene.aabb, color_skip=config.get("color_skip", True), **kw)
+    return SpikingNeRFField(scene.aabb, **kw)
 
 
 def build_sampler(preset: str, scene: Scene, device: torch.device) -> nn.Module:

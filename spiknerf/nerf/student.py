@@ -34,12 +34,14 @@ class SpikingNGPField(nn.Module):
     further but spends the energy the spikes save: at 128 the built-in gap fell to 0.42 dB (exploratory
     run, hard reset), but on lego the student cost 1.11x the teacher's energy per sample and 2.08x its step
     time. The skip also carries position past the spikes, and so hides part of what ternary spikes add over
-    binary ones: without it ternary's lead over binary more than doubled (+0.92 against +0.39 dB on the
-    built-in scene, mean of two seeds, no distillation), though both students lost accuracy.
+    binary ones. ``color_skip=False`` (``--no-color-skip``) leaves it out, so that colour as well as density
+    passes through spikes: both students lose accuracy and spend less energy, binary more than ternary
+    (docs/benchmarks.md, ``bench_spiknerf.py --spike-only``).
     """
 
     def __init__(self, aabb: Tensor, neuron: str = "ternary", T: int = 2, n_levels: int = 12, log2_table: int = 16,
-                 max_resolution: int = 512, hidden: int = 64, color_hidden: int = 64, **neuron_kwargs) -> None:
+                 max_resolution: int = 512, hidden: int = 64, color_hidden: int = 64, color_skip: bool = True,
+                 **neuron_kwargs) -> None:
         super().__init__()
         self.box = SceneBox(aabb)
         self.encoding = HashGrid(n_levels=n_levels, log2_table=log2_table, max_resolution=max_resolution)
@@ -47,7 +49,7 @@ class SpikingNGPField(nn.Module):
         self.trunk = SpikingLinear(self.encoding.out_dim, hidden, neuron, T, **neuron_kwargs)
         self.density_head = SpikeReadout(hidden, 1)
         self.dir_current = nn.Linear(self.dir_encoding.out_dim, color_hidden)
-        self.skip_current = nn.Linear(self.encoding.out_dim, color_hidden)
+        self.skip_current = nn.Linear(self.encoding.out_dim, color_hidden) if color_skip else None
         self.color1 = SpikingLinear(hidden, color_hidden, neuron, T, spike_input=True, **neuron_kwargs)
         self.color2 = SpikingLinear(color_hidden, color_hidden, neuron, T, spike_input=True, **neuron_kwargs)
         self.color_head = SpikeReadout(color_hidden, 3)
@@ -64,7 +66,10 @@ class SpikingNGPField(nn.Module):
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
         sigma, s, e = self._trunk(x)
-        s = self.color1(s, current=self.dir_current(self.dir_encoding(d)) + self.skip_current(e))
+        current = self.dir_current(self.dir_encoding(d))
+        if self.skip_current is not None:
+            current = current + self.skip_current(e)
+        s = self.color1(s, current=current)
         rgb = torch.sigmoid(self.color_head(self.color2(s)))
         return sigma, rgb
 

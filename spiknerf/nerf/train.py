@@ -70,6 +70,9 @@ class TrainConfig:
     threshold: float = field(default=0.25, metadata={"help": "student firing threshold θ; ternary neurons fire 2 "
                                                                "at θ + Δv"})
     delta_v: float | None = field(default=None, metadata={"help": "Δv (default: θ, so that the levels are uniform)"})
+    color_skip: bool = field(default=True, metadata={
+        "flag": "--no-color-skip", "help": "fast student: its colour branch reads the trunk's spikes and the view "
+                                           "direction only, not the encoding again (less energy, less accuracy)"})
     kd: bool = field(default=True, metadata={"flag": "--no-kd", "help": "turn distillation off"})
     kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density, compared as "
                                                            "each sample's opacity"})
@@ -101,6 +104,7 @@ class TrainConfig:
             (not (self.model == "student" and self.teacher is None and self.kd),
              "--model student needs --teacher RUN (or --no-kd)"),
             (self.teacher is None or self.model == "student", "--teacher RUN goes with --model student"),
+            (self.color_skip or self.preset == "fast", "--no-color-skip applies to the fast preset's student only"),
         ]
         for ok, message in checks:
             if not ok:
