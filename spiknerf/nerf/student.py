@@ -5,10 +5,10 @@ layer turns it into a current once and presents it at every one of the T
 steps. Hidden layers are spiking neurons from :mod:`spiknerf.neurons`; density
 and colour come from non-spiking readouts averaged over T. The view direction
 enters the colour branch as an extra input current computed once per sample,
-and so does the encoding again (a skip, as in the NeRF MLP), so the colour
-layers read the trunk's spikes plus analog currents. The layers that read the
-analog encoding and the view direction stay multiply-accumulate; every other
-layer is spike-driven.
+and so does the encoding again (a skip, as in the NeRF MLP; the fast student's
+``color_skip=False`` leaves it out), so the colour layers read the trunk's
+spikes plus analog currents. The layers that read the analog encoding and the
+view direction stay multiply-accumulate; every other layer is spike-driven.
 """
 
 from __future__ import annotations
