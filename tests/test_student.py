@@ -11,6 +11,7 @@ import torch
 
 from spiknerf.cli import main as cli
 from spiknerf.nerf.distill import kd_loss, teacher_targets
+from spiknerf.nerf.evaluate import op_report
 from spiknerf.nerf.fields import NGPField
 from spiknerf.nerf.presets import build_student, with_saved_neuron_defaults
 from spiknerf.nerf.render import render_chunks
@@ -124,6 +125,16 @@ def test_reparameterized_render_equals_training_form_render(calibrated, reset, c
     assert ref.samples_per_ray > 1
     assert (folded.rgb - ref.rgb).abs().max() <= 1e-4
     assert (folded.depth - ref.depth).abs().max() <= 1e-3
+
+
+def test_firing_rates_are_keyed_by_layer_in_folded_ternary_and_in_binary_students():
+    points, views = torch.rand(64, 3) * 2 - 1, torch.nn.functional.normalize(torch.randn(64, 3), dim=-1)
+    keys = []
+    for neuron in ("ternary", "binary"):
+        student = SpikingNGPField(AABB, neuron=neuron)
+        model = reparameterize(student) if neuron == "ternary" else student
+        keys.append(set(op_report(model, points, views, 1.0, 4.6, 0.9)["firing_rate"]))
+    assert keys[0] == keys[1] == {"trunk", "color1", "color2"}
 
 
 @pytest.mark.parametrize("color_skip", [True, False])

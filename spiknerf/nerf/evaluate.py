@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -143,7 +144,8 @@ def op_report(model: nn.Module, points: Tensor, dirs: Tensor, samples_per_ray: f
         "mac_layers": sorted(layer.name for layer in ops.layers if layer.kind == "mac"),
     }
     if ops.firing_rate:
-        report["firing_rate"] = {k.removesuffix(".neuron"): round(v, 5) for k, v in ops.firing_rate.items()}
+        # keyed by layer: a folded ternary layer wraps its neuron (``layer.neuron.neuron``), a binary one does not
+        report["firing_rate"] = {re.sub(r"(\.neuron)+$", "", k): round(v, 5) for k, v in ops.firing_rate.items()}
     return report
 
 
