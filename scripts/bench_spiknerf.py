@@ -15,6 +15,10 @@ point. Everything goes into one table in docs/benchmarks.md with the commands:
     python scripts/bench_spiknerf.py --seeds 0 1 2                 # the PSNRs over three seeds
     python scripts/bench_spiknerf.py --only builtin --steps 1000   # a quicker look
     python scripts/bench_spiknerf.py --reuse --spike-only          # add the spike-only rows to a finished table
+    python scripts/bench_spiknerf.py --preset mlp --only lego-100  # the same rows with the mlp preset
+
+``--preset mlp`` (a 4 x 128 NeRF MLP on the occupancy grid, every hidden layer of the student spiking, as in the
+paper) writes a section of its own, without the paper preset's.
 """
 
 from __future__ import annotations
@@ -34,7 +38,17 @@ from spiknerf.benchmarks_doc import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 LEGO = ROOT.parent / "shared" / "data" / "nerf_synthetic" / "lego"
-SECTION = "## Spik-NeRF: ANN teacher vs spiking students"
+SECTIONS = {"fast": "## Spik-NeRF: ANN teacher vs spiking students",
+            "mlp": "## Spik-NeRF: ANN teacher vs spiking students, mlp preset (every hidden layer spikes)"}
+MODELS = {  # what each preset's student reads, for the table's header
+    "fast": "fast preset: hash grid + 64-wide MLP; the student's spiking MLP reads the hash features (in its first "
+            "layer and again as a skip current into its colour branch) and the view direction as analog currents, "
+            "so those three layers stay MACs (two in the spike-only rows, without the skip); the teacher is MACs "
+            "throughout",
+    "mlp": "mlp preset: positional encoding + NeRF MLP of 4 x 128 (skip at layer 2, view branch of 64) on the "
+           "occupancy grid; the student's first layer, its skip and its view-direction current read analog inputs "
+           "and stay MACs, and every hidden layer spikes, so six layers read spikes; the teacher is MACs throughout",
+}
 SCENES: dict[str, list[str]] = {"lego-100": ["--data", str(LEGO), "--downscale", "8"], "builtin": []}
 
 
@@ -78,18 +92,20 @@ def row(label: str, b: dict, teacher: dict) -> dict:
 SPIKE_ONLY = ("binary", "ternary")  # the rows --spike-only adds, after the four of the paper's table
 
 
-def bench_scene(name: str, runs: Path, steps: int | None, seeds: list[int], reuse: bool,
+def bench_scene(name: str, runs: Path, preset: str, steps: int | None, seeds: list[int], reuse: bool,
                 spike_only: bool) -> tuple[list[dict], dict]:
     """The scene's rows, once per seed: the rows of the first seed, and every seed's PSNRs in ``info``."""
-    by_seed = {seed: scene_runs(name, runs / name / f"seed{seed}", steps, seed, reuse, spike_only) for seed in seeds}
+    by_seed = {seed: scene_runs(name, runs / name / f"seed{seed}", preset, steps, seed, reuse, spike_only)
+               for seed in seeds}
     rows, info = by_seed[seeds[0]]
     info["psnr_by_seed"] = {seed: [r["psnr"] for r in seed_rows] for seed, (seed_rows, _) in by_seed.items()}
     return rows, info
 
 
-def scene_runs(name: str, runs: Path, steps: int | None, seed: int, reuse: bool,
+def scene_runs(name: str, runs: Path, preset: str, steps: int | None, seed: int, reuse: bool,
                spike_only: bool) -> tuple[list[dict], dict]:
-    base = SCENES[name] + (["--steps", str(steps)] if steps else []) + ["--seed", str(seed)]
+    base = (SCENES[name] + (["--preset", preset] if preset != "fast" else [])
+            + (["--steps", str(steps)] if steps else []) + ["--seed", str(seed)])
     both = runs / "ann+ternary-kd"
     wall = spiknerf(["train", *base], both, reuse)
     teacher = block(both, "teacher")
@@ -151,22 +167,19 @@ def code_version() -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown (not a git checkout)"
 
 
-def report(results: dict, paper: tuple[list[dict], str] | None, command: str, code: str) -> str:
-    lines = [SECTION, "",
+def report(results: dict, paper: tuple[list[dict], str] | None, command: str, code: str, preset: str = "fast") -> str:
+    lines = [SECTIONS[preset], "",
              f"Command: `{command}` on {platform.machine()} with {os.cpu_count()} CPU cores, torch {torch.__version__},"
              f" {time.strftime('%Y-%m-%d')}, code at {code}. Each row trains the same number of "
-             "steps (fast preset: hash grid + "
-             "64-wide MLP; the student's spiking MLP reads the hash features (in its first layer and again as a skip "
-             "current into its colour branch) and the view direction as analog currents, so those three layers "
-             "stay MACs (two in the spike-only rows, without the skip); the teacher is MACs throughout). Student "
-             "neurons as `spiknerf train` builds them: "
+             f"steps ({MODELS[preset]}). Student neurons as `spiknerf train` builds them: "
              "threshold θ 0.25, ternary spikes 1 at θ and 2 at 2θ, soft reset (binary: the same θ and reset). "
              "Energy: E_MAC 4.6 pJ, E_AC 0.9 pJ; SOPs "
              "are those of the form that runs: for ternary students the folded form, each spike s read as s - c "
              "with c the unit's most frequent spike on the first training view (so that spike is free). The "
              "\"paper fold\" column reads the same spikes as s - 1 for every unit (the paper's fold, where a 0 "
              "costs a subtraction), the \"{0,1,2} form\" column before folding (a 0 free, a 2 one shifted "
-             "addition). The hash-grid lookups are not counted (the same in both).", ""]
+             "addition). The hash-grid lookups and the positional encoding are not counted (the same in both).",
+             ""]
     for name, (rows, info) in results.items():
         lines += [f"### {name}", "", *fmt_rows(rows), ""]
         lines += [f"Whole default run (teacher, student, evaluation, video): {info['wall_default_run'] / 60:.1f} "
@@ -207,6 +220,8 @@ def report(results: dict, paper: tuple[list[dict], str] | None, command: str, co
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=tuple(SCENES), help="scenes (default: all)")
+    parser.add_argument("--preset", choices=tuple(SECTIONS), default="fast", help="the field of every row; "
+                        "mlp writes its own section and skips the paper preset")
     parser.add_argument("--steps", type=int, default=None, help="steps per model (default: the preset's)")
     parser.add_argument("--paper-steps", type=int, default=500, help="steps per model of the paper preset (0: skip)")
     parser.add_argument("--paper-teacher", type=Path, help="a trained paper-preset teacher run to distil from "
@@ -215,22 +230,25 @@ def main() -> None:
                         "shows the first seed's runs, the targets the mean PSNRs over all seeds")
     parser.add_argument("--spike-only", action="store_true", help="also train binary and ternary students "
                         "with --no-color-skip (colour through spikes only) and report their PSNRs")
-    parser.add_argument("--runs", default="runs/bench-spiknerf")
+    parser.add_argument("--runs", help="where the runs go (default: runs/bench-spiknerf, -mlp for --preset mlp)")
     parser.add_argument("--reuse", action="store_true", help="keep the finished runs already under --runs")
     parser.add_argument("--doc", default=str(ROOT / "docs" / "benchmarks.md"))
     args = parser.parse_args()
-    runs = Path(args.runs)
+    if args.spike_only and args.preset != "fast":
+        parser.error("--spike-only applies to the fast preset (its colour skip)")
+    runs = Path(args.runs or "runs/bench-spiknerf" + ("" if args.preset == "fast" else f"-{args.preset}"))
     if runs.exists() and not args.reuse:
         raise SystemExit(f"{runs} exists; remove it or pass another --runs")
     # read before the runs, so that editing the tree while they train does not mark them dirty
     code = code_version() + (" (runs kept by --reuse may come from older code)" if args.reuse else "")
     names = [n for n in (args.only or SCENES) if LEGO.is_dir() or n != "lego-100"]
-    results = {name: bench_scene(name, runs, args.steps, args.seeds, args.reuse, args.spike_only) for name in names}
+    results = {name: bench_scene(name, runs, args.preset, args.steps, args.seeds, args.reuse, args.spike_only)
+               for name in names}
     paper = (bench_paper(runs, args.paper_steps, args.paper_teacher, args.reuse)
-             if args.paper_steps and LEGO.is_dir() else None)
+             if args.paper_steps and LEGO.is_dir() and args.preset == "fast" else None)
     command = "python " + " ".join(["scripts/bench_spiknerf.py", *sys.argv[1:]])
-    text = report(results, paper, command, code)
-    write_section(Path(args.doc), SECTION, text)
+    text = report(results, paper, command, code, args.preset)
+    write_section(Path(args.doc), SECTIONS[args.preset], text)
     print(text)
 
 

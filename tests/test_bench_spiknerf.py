@@ -45,3 +45,17 @@ def test_targets_add_the_spike_only_lead_as_a_mean_over_seeds(bench):
     assert "ternary above binary by +0.40 dB" in text  # (32.5 - 32.1), the default rows
     assert "step time 1.60x" in text  # the KD student's, not the last row's
     assert "With spike-only colour, ternary above binary by +1.10 dB; 2.00 and 0.90 dB behind" in text
+
+
+def test_the_mlp_preset_has_its_own_section_and_header(bench):
+    text = bench.report({"lego-100": scene({0: [26.0, 24.0, 25.2, 25.8]})}, None, "cmd", "abc1234", "mlp")
+    assert text.startswith(bench.SECTIONS["mlp"]) and bench.SECTIONS["mlp"] != bench.SECTIONS["fast"]
+    assert "4 x 128" in text and "hash features" not in text
+    assert "ternary above binary by +1.20 dB" in text
+
+
+def test_spike_only_rows_are_refused_for_the_mlp_preset(bench, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["bench_spiknerf.py", "--preset", "mlp", "--spike-only"])
+    with pytest.raises(SystemExit) as exit_:
+        bench.main()
+    assert exit_.value.code == 2 and "--spike-only applies to the fast preset" in capsys.readouterr().err

@@ -69,6 +69,21 @@ def test_student_neurons_follow_the_run_config():
     assert spike_only.skip_current is None
 
 
+def test_the_mlp_preset_trains_a_student_that_spikes_in_every_hidden_layer(tiny_scene, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tiny_scene), "--out", str(out), "--preset", "mlp", "--steps", "5",
+            "--video-frames", "0", "--device", "cpu"]
+    assert cli(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["preset"] == "mlp" and metrics["student"]["reparam_max_abs_diff"] <= 1e-4
+    student = build_student("mlp", SimpleNamespace(aabb=AABB), dataclasses.asdict(TrainConfig()))
+    assert [(layer.fc.out_features, layer.spike_input) for layer in student.layers] == \
+        [(128, False), (128, True), (128, True), (128, True)]  # only the first reads the analog encoding
+    state = torch.load(out / "checkpoints" / "student-final.pt", weights_only=False)
+    assert state["model"]["layers.3.fc.weight"].shape == (128, 128)
+    assert "occupancy" in state["sampler"]  # marched through the occupancy grid, not coarse-to-fine
+
+
 def test_no_color_skip_is_refused_for_the_paper_preset(tmp_path, capsys):
     args = ["train", "--preset", "paper", "--no-color-skip", "--out", str(tmp_path / "run"), "--dry-run"]
     assert cli(args) == 2

@@ -75,7 +75,8 @@ class SpikingNGPField(nn.Module):
 
 
 class SpikingNeRFField(nn.Module):
-    """Paper preset student: the NeRF MLP (8 x 256, skip, view branch) with spiking hidden layers.
+    """Paper and mlp preset student: the NeRF MLP (8 x 256 or 4 x 128, skip, view branch) with spiking hidden
+    layers.
 
     The skip connection re-injects the encoding as an extra current (a MAC
     layer, computed once) into the spiking layer ``skip``.

@@ -52,12 +52,15 @@ class TrainConfig:
 
     data: str | None = field(default=None, metadata={"help": "scene folder (default: the built-in scene)"})
     out: str | None = field(default=None, metadata={"help": "run directory (default: runs/<scene>-<time>)"})
-    preset: str = field(default="fast", metadata={"choices": tuple(PRESETS), "help": "field and sampler"})
+    preset: str = field(default="fast", metadata={"choices": tuple(PRESETS), "help": "field and sampler: fast "
+                        "(hash grid), paper (8 x 256 NeRF MLP, coarse-to-fine) or mlp (4 x 128 NeRF MLP on the "
+                        "occupancy grid, every hidden layer of the student spiking)"})
     model: str = field(default="both", metadata={"choices": ("both", "teacher", "student"),
                                                   "help": "what to train"})
     teacher: str | None = field(default=None, metadata={"help": "reuse the teacher of this run directory"})
     steps: int | None = field(default=None, metadata={"help": "training steps per model (default: the preset's, "
-                                                                      "fast 5000 teacher + 3500 student)"})
+                                                      "fast 5000 teacher + 3500 student, mlp 4000 + 4000, "
+                                                      "paper 3000 + 3000)"})
     downscale: int = field(default=1, metadata={"help": "image downscale factor"})
     background: str = field(default="white", metadata={"choices": ("white", "black", "random"),
                                                         "help": "what RGBA images are composited on"})
