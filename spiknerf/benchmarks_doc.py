@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from spiknerf.atomic import write_atomic
@@ -15,7 +16,9 @@ def write_section(doc: str | Path, heading: str, text: str) -> None:
     """
     doc = Path(doc)
     old = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    start = old.find(heading)
+    # the whole heading line: one heading may begin another ("... students" and "... students, mlp preset")
+    found = re.search(rf"^{re.escape(heading)}$", old, flags=re.MULTILINE)
+    start = found.start() if found else -1
     if start < 0:
         new = old.rstrip("\n") + "\n\n" + text
     else:
