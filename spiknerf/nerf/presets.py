@@ -46,7 +46,7 @@ PRESETS: dict[str, Preset] = {
                    max_rays=2048, warmup_steps=100),
     "paper": Preset("paper", steps=3000, student_steps=3000, lr=5e-4, target_samples=1 << 14, min_rays=32,
                     max_rays=1024, warmup_steps=100),
-    "mlp": Preset("mlp", steps=4000, student_steps=4000, lr=5e-4, target_samples=1 << 14, min_rays=32,
+    "mlp": Preset("mlp", steps=12000, student_steps=4000, lr=5e-4, target_samples=1 << 14, min_rays=32,
                   max_rays=1024, warmup_steps=100),
 }
 
