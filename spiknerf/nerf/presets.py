@@ -1,12 +1,14 @@
-"""The two presets: which field, sampler and optimisation settings a run uses.
+"""The three presets: which field, sampler and optimisation settings a run uses.
 
 * ``fast``: hash grid + small MLP, occupancy-grid marching (Instant-NGP / nerfacc style).
 * ``paper``: the NeRF MLP (8 x 256) with positional encoding and 64 + 128
   coarse-to-fine samples (the Spik-NeRF setup), with the batch sized by samples
   so that it fits a CPU.
 * ``mlp``: the same kind of MLP at 4 x 128, marched through the occupancy grid:
-  as in the paper, every hidden layer of its student spikes, but it trains on a
-  CPU in minutes (the paper preset takes hours there).
+  as in the paper, every hidden layer of its student spikes, but teacher and
+  student train on a 2-core CPU in about an hour (the paper preset takes hours
+  per model there). Its teacher's step costs about a third of the student's, so
+  it gets three times the steps.
 """
 
 from __future__ import annotations
