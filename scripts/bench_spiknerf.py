@@ -170,7 +170,7 @@ def code_version() -> str:
 def report(results: dict, paper: tuple[list[dict], str] | None, command: str, code: str, preset: str = "fast") -> str:
     lines = [SECTIONS[preset], "",
              f"Command: `{command}` on {platform.machine()} with {os.cpu_count()} CPU cores, torch {torch.__version__},"
-             f" {time.strftime('%Y-%m-%d')}, code at {code}. Each row trains the same number of "
+             f" {time.strftime('%Y-%m-%d')}, code at {code}. The students train the same number of "
              f"steps ({MODELS[preset]}). Student neurons as `spiknerf train` builds them: "
              "threshold θ 0.25, ternary spikes 1 at θ and 2 at 2θ, soft reset (binary: the same θ and reset). "
              "Energy: E_MAC 4.6 pJ, E_AC 0.9 pJ; SOPs "
@@ -182,8 +182,8 @@ def report(results: dict, paper: tuple[list[dict], str] | None, command: str, co
              ""]
     for name, (rows, info) in results.items():
         lines += [f"### {name}", "", *fmt_rows(rows), ""]
-        lines += [f"Whole default run (teacher, student, evaluation, video): {info['wall_default_run'] / 60:.1f} "
-                  "min wall.", ""]
+        lines += [f"Steps: teacher {rows[0]['steps']}, each student {rows[1]['steps']}. Whole default run (teacher, "
+                  f"student, evaluation, video): {info['wall_default_run'] / 60:.1f} min wall.", ""]
         lines += [f"- `{c}`" for c in info["commands"]] + [""]
         teacher, student = rows[0], rows[3]
         psnrs = info["psnr_by_seed"]
