@@ -12,7 +12,7 @@ import torch
 
 from spiknerf.cli import main as cli
 from spiknerf.nerf import sampler as sampler_module
-from spiknerf.nerf.render import composite
+from spiknerf.nerf.render import composite, render_rays
 from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, grid_cells, packed_to_padded, ray_aabb
 from spiknerf.nerf.synthetic import SceneSpec, write_scene
 
@@ -106,6 +106,22 @@ def test_front_to_back_density_rounds_keep_exactly_the_single_pass_samples():
     assert len(calls) == 1 and evaluated_rounds < calls[0] / 2  # most density reads were behind surfaces
     assert torch.equal(rounds.ray_indices, single.ray_indices)
     assert torch.equal(rounds.t_starts, single.t_starts)
+
+
+def test_render_rays_drops_the_samples_another_density_has_spent():
+    torch.manual_seed(3)
+    n = 64
+    origins = torch.randn(n, 3)
+    origins = 4.0 * origins / origins.norm(dim=-1, keepdim=True)
+    dirs = torch.nn.functional.normalize(torch.randn(n, 3) * 0.2 - origins, dim=-1)
+    sampler = OccupancyGridSampler(AABB, 2.0, 6.0, 0.01, resolution=32)  # every cell occupied
+    faint = lambda x, d: (torch.full((len(x),), 1e-3), torch.zeros(len(x), 3))  # noqa: E731
+    faint.density = lambda x: faint(x, None)[0]
+    opaque = lambda x: 300.0 * blob_density(x)  # noqa: E731
+    own = render_rays(faint, sampler, origins, dirs, torch.zeros(3))
+    marched = render_rays(faint, sampler, origins, dirs, torch.zeros(3), sigma_fn=opaque)
+    assert len(marched.samples) < len(own.samples) / 2  # cut where the opaque density's transmittance ran out
+    assert torch.equal(marched.samples.t_starts, sampler.sample(origins, dirs, sigma_fn=opaque).t_starts)
 
 
 def test_weights_sum_to_opacity():
@@ -219,6 +235,13 @@ def test_end_to_end_run_writes_checkpoints_tensorboard_metrics_and_video(both_ru
     assert len(metrics["teacher"]["per_view"]) == 2
     frames = iio.imread(both_run / "renders" / "student-orbit.mp4")
     assert frames.shape[0] == 4
+
+
+def test_the_distilled_student_marches_its_teachers_occupancy_grid_unchanged(both_run):
+    load = lambda phase: torch.load(both_run / "checkpoints" / f"{phase}-final.pt", weights_only=False)  # noqa: E731
+    teacher, student = load("teacher")["sampler"], load("student")["sampler"]
+    assert torch.equal(student["occupancy"], teacher["occupancy"])
+    assert torch.equal(student["binary"], teacher["binary"])
 
 
 def test_render_writes_an_mp4_with_the_requested_frames(both_run, tmp_path):

@@ -68,9 +68,12 @@ def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Ten
 
 
 def render_rays(field, sampler, origins: Tensor, dirs: Tensor, background: Tensor, stratified: bool = False,
-                view_dirs: Tensor | None = None) -> Rendered:
-    """Sample the rays with ``sampler`` (using ``field.density`` to skip spent transmittance) and composite."""
-    samples = sampler.sample(origins, dirs, sigma_fn=field.density, stratified=stratified)
+                view_dirs: Tensor | None = None, sigma_fn: Callable[[Tensor], Tensor] | None = None) -> Rendered:
+    """Sample the rays with ``sampler`` and composite ``field`` at the samples.
+
+    The sampler skips samples whose transmittance is spent by ``sigma_fn``, by default ``field.density``.
+    """
+    samples = sampler.sample(origins, dirs, sigma_fn=sigma_fn or field.density, stratified=stratified)
     return composite(field, samples, origins, dirs, background, view_dirs)
 
 
