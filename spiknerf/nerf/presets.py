@@ -6,9 +6,10 @@
   so that it fits a CPU.
 * ``mlp``: the same kind of MLP at 4 x 128, marched through the occupancy grid:
   as in the paper, every hidden layer of its student spikes, but teacher and
-  student train on a 2-core CPU in about an hour (the paper preset takes hours
-  per model there). Its teacher's step costs about a third of the student's, so
-  it gets three times the steps.
+  student train on a 2-core CPU in under 20 minutes (the paper preset takes
+  hours per model there). The ANN MLP learns slowly early on, so its teacher
+  gets three times the student's steps: with 4000 it ended below its own
+  spiking students.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
 class Preset:
     name: str
     steps: int  # default training steps of the teacher
-    student_steps: int  # and of the student (its step costs two (fast) to three (mlp) times the teacher's on the CPU)
+    student_steps: int  # and of the student (its step costs about 1.3 to 1.6 times the teacher's on the CPU)
     lr: float
     target_samples: int  # samples per batch; the number of rays follows the samples per ray
     min_rays: int

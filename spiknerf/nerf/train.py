@@ -227,9 +227,9 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     With a ``teacher`` (distillation) the student marches the teacher's sampler: the teacher's occupancy
     grid, left as it is, and the teacher's density to drop the samples behind spent transmittance. The
     student learns the teacher's density, so the teacher's grid is already the one it would converge to,
-    and its samples are those the KD targets describe best. Marching its own young density instead made the
-    mlp preset's student refresh the whole grid through its spiking MLP during warm-up and keep about a
-    fifth more samples per ray: its step cost 2.7x the teacher's rather than 2.1x (docs/benchmarks.md).
+    and its samples are those the KD targets describe best. Marching its own young density instead, the mlp
+    preset's student refreshed the whole grid through its spiking MLP during warm-up (its first 500 steps
+    took ten times as long) and its step cost 2.7x the teacher's, against 1.3x now (docs/benchmarks.md).
     Evaluation and rendering march the student's own density.
     """
     train, test = scene.splits["train"], scene.splits["test"]
