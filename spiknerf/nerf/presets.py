@@ -36,7 +36,7 @@ from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
 class Preset:
     name: str
     steps: int  # default training steps of the teacher
-    student_steps: int  # and of the student (its step costs about 1.3 to 1.6 times the teacher's on the CPU)
+    student_steps: int  # and of the student (its step costs about 1.3 to 1.4 times the teacher's on the CPU)
     lr: float
     target_samples: int  # samples per batch; the number of rays follows the samples per ray
     min_rays: int
