@@ -229,7 +229,7 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     student learns the teacher's density, so the teacher's grid is already the one it would converge to,
     and its samples are those the KD targets describe best. Marching its own young density instead, the mlp
     preset's student refreshed the whole grid through its spiking MLP during warm-up (its first 500 steps
-    took ten times as long) and its step cost 2.7x the teacher's, against 1.3x now (docs/benchmarks.md).
+    took twelve times as long) and its step cost 2.7x the teacher's, against 1.3x now (docs/benchmarks.md).
     Evaluation and rendering march the student's own density.
     """
     train, test = scene.splits["train"], scene.splits["test"]
