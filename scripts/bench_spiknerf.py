@@ -202,8 +202,8 @@ def report(results: dict, paper: tuple[list[dict], str] | None, command: str, co
         lines += ["Firing rates of the ternary + KD student (fraction of non-zero spikes per layer): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in student["firing"].items()),
                   "",
-                  f"Targets{over}: ternary + KD within 0.3 dB of the teacher: {teacher_db - kd_db:+.2f} dB "
-                  f"behind; ternary above binary by {ternary_db - binary_db:+.2f} dB (target +1 dB); "
+                  f"Targets{over}: ternary + KD within 0.3 dB of the teacher: {kd_db - teacher_db:+.2f} dB "
+                  f"(student minus teacher); ternary above binary by {ternary_db - binary_db:+.2f} dB (target +1 dB); "
                   f"student step time {student['step_ms'] / teacher['step_ms']:.2f}x the teacher's (target <= 2x), "
                   f"{student['us_per_sample'] / teacher['us_per_sample']:.2f}x per sample.{spike_only}", ""]
     if paper is not None:

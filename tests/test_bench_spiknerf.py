@@ -35,7 +35,7 @@ def scene(psnrs_by_seed: dict[int, list[float]]) -> tuple[list[dict], dict]:
 
 def test_targets_read_the_paper_rows(bench):
     text = bench.report({"builtin": scene({0: [33.0, 32.0, 32.5, 32.9]})}, None, "cmd", "abc1234")
-    assert "+0.10 dB behind; ternary above binary by +0.50 dB" in text
+    assert "-0.10 dB (student minus teacher); ternary above binary by +0.50 dB" in text
     assert "step time 1.60x" in text and "With spike-only colour" not in text
 
 

@@ -59,7 +59,7 @@ class TrainConfig:
                                                   "help": "what to train"})
     teacher: str | None = field(default=None, metadata={"help": "reuse the teacher of this run directory"})
     steps: int | None = field(default=None, metadata={"help": "training steps per model (default: the preset's, "
-                                                      "fast 5000 teacher + 3500 student, mlp 12000 + 4000, "
+                                                      "fast 5000 teacher + 3500 student, mlp 12000 + 12000, "
                                                       "paper 3000 + 3000)"})
     downscale: int = field(default=1, metadata={"help": "image downscale factor"})
     background: str = field(default="white", metadata={"choices": ("white", "black", "random"),
