@@ -8,18 +8,26 @@ fixed, seeded, stratified train/test split.
 
 ``load_mnist_idx`` reads the standard MNIST IDX files (``train-images-idx3-ubyte``,
 ``train-labels-idx1-ubyte``, ``t10k-*``; ``.gz`` or not) from a folder the user
-already has; those come with their own fixed train/test split.
+already has; those come with their own fixed train/test split. Such files may
+come from strangers: the header's sizes are checked (against the file's length,
+or, gzipped, against :data:`MAX_IDX_BYTES` and the memory budget) before
+anything is inflated, and exactly the declared bytes are inflated.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
+import os
 import struct
+import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from spiknerf.errors import InputError
+from spiknerf.limits import format_bytes, memory_budget
 
 DATASETS: tuple[str, ...] = ("digits", "mnist5k")
 
@@ -71,26 +79,46 @@ def split(
 
 MNIST_SPLITS: dict[str, str] = {"train": "train", "test": "t10k"}
 _IDX_UBYTE = 0x08
+# MNIST's training images take 47 MB, EMNIST's largest split 547 MB; nothing larger is read.
+MAX_IDX_BYTES = 2**30
+# a file's bytes are kept, and converted to float32 features: five bytes of memory for each
+IDX_MEMORY_FACTOR = 5
+
+
+def _read_exact(f: BinaryIO, n: int, path: Path, what: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise InputError(f"{path}: {what} cut short ({len(data)} of {n} bytes)")
+    return data
 
 
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file of unsigned bytes as an array of the shape its header gives."""
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
+        with open(path, "rb") as raw:
+            size = os.fstat(raw.fileno()).st_size
+            f = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+            magic = f.read(4)
+            if len(magic) < 4 or magic[:2] != b"\x00\x00" or magic[2] != _IDX_UBYTE or magic[3] == 0:
+                raise InputError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
+            header = 4 + 4 * magic[3]
+            dims = struct.unpack(f">{magic[3]}I", _read_exact(f, header - 4, path, "header"))
+            n = math.prod(dims)
+            if f is raw and size - header != n:
+                raise InputError(f"{path}: header says {dims} ({n} bytes), file holds {size - header}")
+            limit = min(MAX_IDX_BYTES, memory_budget() // IDX_MEMORY_FACTOR)
+            if n > limit:
+                raise InputError(f"{path}: header says {dims} ({format_bytes(n)}), more than the {format_bytes(limit)} "
+                                 f"an IDX file may hold (at most {format_bytes(MAX_IDX_BYTES)}, and a fifth of the "
+                                 "memory budget, which SPIKNERF_MAX_MEMORY sets)")
+            data = _read_exact(f, n, path, "data")
+            if f.read(1):
+                raise InputError(f"{path}: more data than its header's {dims} ({n} bytes)")
+    except InputError:
+        raise
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise InputError(f"cannot read {path}: {exc}") from None
-    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != _IDX_UBYTE:
-        raise InputError(f"{path} is not an IDX file of unsigned bytes (bad magic number)")
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise InputError(f"{path}: header cut short")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    if len(data) - header != int(np.prod(dims)):
-        raise InputError(f"{path}: header says {dims} ({int(np.prod(dims))} bytes), file holds {len(data) - header}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _find_idx(directory: Path, stem: str, kind: str) -> Path:
@@ -113,6 +141,8 @@ def load_mnist_idx(directory: str | Path, split: str = "train") -> tuple[np.ndar
     labels = _read_idx(_find_idx(directory, f"{stem}-labels", "idx1"))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise InputError(f"{directory}: {split} images {images.shape} and labels {labels.shape} do not match")
+    if len(images) == 0 or images.shape[1] * images.shape[2] == 0:
+        raise InputError(f"{directory}: {split} images {images.shape} hold no pixels")
     if labels.max(initial=0) > 9:
         raise InputError(f"{directory}: {split} labels must be digits 0..9 (found {labels.max()})")
     x = images.reshape(len(images), -1).astype(np.float32) / 255.0

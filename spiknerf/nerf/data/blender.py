@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from spiknerf.errors import InputError
-from spiknerf.nerf.data.frames import frame_image, frame_list, frame_poses, number, read_json
+from spiknerf.limits import Budget
+from spiknerf.nerf.data.confine import SceneFolder
+from spiknerf.nerf.data.frames import frame_images, frame_list, frame_poses, number, read_json
 from spiknerf.nerf.data.images import load_image_files
 from spiknerf.nerf.data.scene import Scene, Split, hold_out, holdout_order, make_split, scale_intrinsics
 from spiknerf.nerf.rays import focal_from_fov
@@ -24,13 +26,20 @@ AABB: tuple[float, ...] = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
 NEAR, FAR = 2.0, 6.0
 
 
+def split_files(scene: SceneFolder) -> dict[str, Path]:
+    """The ``transforms_<split>.json`` files present, by split name."""
+    files = {s: scene.existing_file(f"transforms_{s}.json", "scene file") for s in SPLITS}
+    return {s: path for s, path in files.items() if path is not None}
+
+
 def is_blender(folder: Path) -> bool:
     """Whether ``folder`` holds any ``transforms_<split>.json``."""
-    return any((folder / f"transforms_{s}.json").is_file() for s in SPLITS)
+    return bool(split_files(SceneFolder(folder)))
 
 
 def load_split(
-    path: Path, downscale: int, cache_dir: Path, label: str, for_holdout: bool = False
+    scene: SceneFolder, path: Path, downscale: int, cache_dir: Path, label: str, budget: Budget,
+    for_holdout: bool = False,
 ) -> tuple[Split, str | None]:
     """One ``transforms_<split>.json`` and its images; the note says where downscaled images came from.
 
@@ -43,30 +52,31 @@ def load_split(
     if not 0 < angle < math.pi:
         raise InputError(f"{path}: camera_angle_x must be in (0, pi) radians (got {angle})")
     frames = frame_list(meta, path)
-    files = [frame_image(path.parent, f, i, path) for i, f in enumerate(frames)]
+    files = frame_images(scene, frames, path)
     names = [p.name for p in files]
     c2w = frame_poses(frames, names, path)
     if for_holdout:
         order = holdout_order(len(frames))
         files, names, c2w = [files[i] for i in order], [names[i] for i in order], c2w[order]
-    stack = load_image_files(files, downscale, cache_dir, label)
+    stack = load_image_files(files, downscale, cache_dir, label, budget)
     H, W = stack.source_size
     f = focal_from_fov(W, angle)  # square pixels: one focal length from the horizontal field of view
     intrinsics = scale_intrinsics(np.array([f, f, W / 2, H / 2]), (H, W), stack.images.shape[1:3])
     return make_split(stack.images, c2w, np.tile(intrinsics, (len(files), 1)), names), stack.note
 
 
-def load_blender(folder: Path, downscale: int, cache_dir: Path, background: str) -> Scene:
+def load_blender(folder: Path, downscale: int, cache_dir: Path, background: str, budget: Budget) -> Scene:
     """A Blender-format scene; a missing test split is taken from val, else held out of train."""
     splits: dict[str, Split] = {}
     notes: list[str] = []
-    present = [s for s in SPLITS if (folder / f"transforms_{s}.json").is_file()]
+    scene = SceneFolder(folder)
+    files = split_files(scene)
+    present = list(files)
     if "train" not in present:
         raise InputError(f"{folder}: transforms_train.json is missing (found {', '.join(present)})")
     holdout = present == ["train"]
-    for name in present:
-        path = folder / f"transforms_{name}.json"
-        splits[name], note = load_split(path, downscale, cache_dir, f"{folder.name}-{name}", holdout)
+    for name, path in files.items():
+        splits[name], note = load_split(scene, path, downscale, cache_dir, f"{folder.name}-{name}", budget, holdout)
         notes += [note] if note else []
     if holdout:
         splits["train"], splits["test"], note = hold_out(splits["train"], "only a train split")

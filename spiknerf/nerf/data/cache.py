@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from spiknerf.atomic import write_atomic
+from spiknerf.errors import InputError
+from spiknerf.nerf.data.arrays import read_npz
 
 # Bump when the way cached arrays are computed changes.
 CACHE_VERSION = 1
@@ -39,18 +41,25 @@ def cache_key(sources: list[Path], params: dict) -> str:
 
 
 def cached_arrays(
-    path: Path, build: Callable[[], dict[str, np.ndarray]]
+    path: Path, build: Callable[[], dict[str, np.ndarray]], expected: dict[str, tuple[tuple[int, ...], np.dtype]]
 ) -> tuple[dict[str, np.ndarray], bool]:
-    """Arrays stored at ``path`` if present and readable, else ``build()`` them and store them.
+    """Arrays stored at ``path`` if present, readable and of the ``expected`` (shape, dtype), else ``build()`` them.
 
+    Only the ``expected`` arrays are read back, each checked from its header
+    before it is inflated. An entry that cannot be used for any reason (empty,
+    cut short, corrupt, a foreign file, other shapes) is rebuilt and overwritten.
     Returns the arrays and whether they came from the cache.
     """
-    if path.exists():
+
+    def check(key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if (shape, dtype) != expected[key]:
+            raise InputError(f"{path}: {key} is {shape} {dtype}, expected {expected[key]}")
+
+    if path.is_file():
         try:
-            with np.load(path) as f:
-                return {k: f[k] for k in f.files}, True
-        except (OSError, ValueError):
-            pass  # unreadable entry (e.g. a foreign file): rebuild and overwrite it
+            return read_npz(path, tuple(expected), check), True
+        except InputError:
+            pass  # an unusable entry: rebuild it
     arrays = build()
 
     def write(tmp: Path) -> None:

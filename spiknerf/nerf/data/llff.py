@@ -18,14 +18,18 @@ view is held out for test.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from spiknerf.errors import InputError
+from spiknerf.limits import Budget
+from spiknerf.nerf.data.arrays import read_npy_file
+from spiknerf.nerf.data.confine import SceneFolder
 from spiknerf.nerf.data.images import load_image_files
-from spiknerf.nerf.data.poses import check_poses
+from spiknerf.nerf.data.poses import MAX_COORDINATE, check_poses
 from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, make_split, scale_intrinsics
 
 FILENAME = "poses_bounds.npy"
@@ -35,7 +39,10 @@ NDC_AABB = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
 
 
 def _normalize(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
+    norm = np.linalg.norm(v)
+    if not 1e-9 < norm < np.inf:  # e.g. cameras looking in directions that cancel out
+        raise InputError("the cameras have no average orientation to recentre on")
+    return v / norm
 
 
 def average_pose(c2w: np.ndarray) -> np.ndarray:
@@ -54,24 +61,25 @@ def recenter(c2w: np.ndarray) -> np.ndarray:
     return np.linalg.inv(average_pose(c2w)) @ c2w
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The image files of ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def image_files(scene: SceneFolder, name: str) -> list[Path]:
+    """The image files of the scene's subfolder ``name``, sorted by name; each must stay inside the scene."""
+    folder = scene.file(name, "image folder")
+    entries = sorted(e.name for e in os.scandir(folder) if Path(e.name).suffix.lower() in IMAGE_SUFFIXES)
+    files = [scene.file(f"{name}/{entry}", "image") for entry in entries]
+    return [p for p in files if p.is_file()]
 
 
-def read_poses_bounds(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def read_poses_bounds(path: Path, budget: Budget) -> tuple[np.ndarray, np.ndarray]:
     """(raw 3x5 poses ``[N, 3, 5]``, bounds ``[N, 2]``) from ``poses_bounds.npy``, validated."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    if not isinstance(data, np.ndarray):
-        raise InputError(f"{path}: expected one .npy array")
-    if data.ndim != 2 or data.shape[1] != 17:
-        raise InputError(f"{path}: expected an [N, 17] array (got shape {tuple(data.shape)})")
-    if len(data) == 0:
-        raise InputError(f"{path}: zero frames")
-    data = data.astype(np.float64)
+
+    def check(key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        if len(shape) != 2 or shape[1] != 17:
+            raise InputError(f"{path}: expected an [N, 17] array (got shape {shape})")
+        if shape[0] == 0:
+            raise InputError(f"{path}: zero frames")
+        budget.take(shape[0] * 17 * (dtype.itemsize + 8), f"{path}: {shape[0]} poses")
+
+    data = read_npy_file(path, check).astype(np.float64)
     if not np.isfinite(data).all():
         rows = np.flatnonzero(~np.isfinite(data).all(1))
         raise InputError(f"{path}: view {rows[0]} has non-finite values")
@@ -81,20 +89,21 @@ def read_poses_bounds(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return poses, bounds
 
 
-def load_llff(folder: Path, downscale: int, cache_dir: Path, background: str) -> Scene:
+def load_llff(folder: Path, downscale: int, cache_dir: Path, background: str, budget: Budget) -> Scene:
     """A forward-facing LLFF scene with NDC rays."""
-    path = folder / FILENAME
-    raw, bounds = read_poses_bounds(path)
+    scene = SceneFolder(folder)
+    path = scene.file(FILENAME, "scene file")
+    raw, bounds = read_poses_bounds(path, budget)
     notes = []
-    pre = folder / f"images_{downscale}"
-    if downscale > 1 and pre.is_dir():
+    pre = scene.file(f"images_{downscale}", "image folder") if downscale > 1 else None
+    if pre is not None and pre.is_dir():
         image_dir, factor = pre, 1
         notes.append(f"read the pre-downscaled {pre.name}/")
     else:
-        image_dir, factor = folder / "images", downscale
+        image_dir, factor = scene.file("images", "image folder"), downscale
     if not image_dir.is_dir():
         raise InputError(f"{folder}: no {image_dir.name}/ folder of images beside {FILENAME}")
-    files = image_files(image_dir)
+    files = image_files(scene, image_dir.name)
     if len(files) != len(raw):
         raise InputError(f"{path} has {len(raw)} poses but {image_dir} has {len(files)} images")
     order = holdout_order(len(files))
@@ -103,10 +112,16 @@ def load_llff(folder: Path, downscale: int, cache_dir: Path, background: str) ->
     # (down, right, backwards) -> (right, up, backwards)
     c2w = np.concatenate([raw[:, :, 1:2], -raw[:, :, 0:1], raw[:, :, 2:4]], axis=2)
     c2w = check_poses(c2w, names, str(path)).astype(np.float64)
-    scale = 1.0 / (bounds.min() * BOUND_MARGIN)
-    c2w[:, :3, 3] *= scale
-    c2w = recenter(c2w)
-    stack = load_image_files(files, factor, cache_dir, f"{folder.name}-{image_dir.name}")
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range poses are refused below
+        scale = 1.0 / (bounds.min() * BOUND_MARGIN)
+        c2w[:, :3, 3] *= scale
+    try:
+        c2w = recenter(c2w)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    if not np.abs(c2w).max() <= MAX_COORDINATE:  # also catches nan and inf
+        raise InputError(f"{path}: scaled by 1 / (0.75 x nearest bound), the poses are out of range")
+    stack = load_image_files(files, factor, cache_dir, f"{folder.name}-{image_dir.name}", budget)
     H, W, f = raw[0, :, 4]
     size = stack.images.shape[1:3]
     intrinsics = scale_intrinsics(np.array([f, f, W / 2, H / 2]), (H, W), size)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from spiknerf.errors import InputError
+from spiknerf.limits import Budget
 from spiknerf.nerf.data import blender, llff, ngp, npz
 from spiknerf.nerf.data.cache import user_cache_dir
+from spiknerf.nerf.data.confine import SceneFolder, shown
 from spiknerf.nerf.data.scene import BACKGROUNDS, Scene
 
 LOADERS = {
@@ -23,6 +25,7 @@ def detect_format(path: Path) -> tuple[str, Path]:
 
     Checked in order: ``transforms_<split>.json`` (Blender), ``transforms.json``
     (instant-ngp / nerfstudio), ``poses_bounds.npy`` (LLFF), a single ``.npz``.
+    A folder's files must stay inside it (:mod:`spiknerf.nerf.data.confine`).
     """
     if not path.exists():
         raise InputError(f"scene {path} does not exist")
@@ -30,13 +33,14 @@ def detect_format(path: Path) -> tuple[str, Path]:
         if path.suffix == ".npz":
             return "npz", path
         raise InputError(f"scene {path} is a file but not a .npz; pass a scene folder or a tiny-NeRF .npz")
+    scene = SceneFolder(path)
     if blender.is_blender(path):
         return "blender", path
-    if (path / ngp.FILENAME).is_file():
+    if scene.existing_file(ngp.FILENAME, "scene file"):
         return "ngp", path
-    if (path / llff.FILENAME).is_file():
+    if scene.existing_file(llff.FILENAME, "scene file"):
         return "llff", path
-    archives = sorted(path.glob("*.npz"))
+    archives = [p for p in sorted(path.glob("*.npz")) if scene.existing_file(p.name, "scene file")]
     if len(archives) == 1:
         return "npz", archives[0]
     if len(archives) > 1:
@@ -57,12 +61,17 @@ def load_scene(
     """Read a scene, with images shrunk ``downscale`` times; raises InputError on any bad input.
 
     Downscaled images are cached under ``cache_dir`` (the user cache dir when
-    None), never beside the data.
+    None), never beside the data. Sizes are checked against
+    :mod:`spiknerf.limits` before anything is decoded.
     """
     if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
         raise InputError(f"--downscale must be an integer >= 1 (got {downscale!r})")
     if background not in BACKGROUNDS:
         raise InputError(f"background must be one of {', '.join(BACKGROUNDS)} (got {background!r})")
-    fmt, target = detect_format(Path(path).expanduser())
-    cache = Path(cache_dir) if cache_dir is not None else user_cache_dir()
-    return LOADERS[fmt](target, downscale, cache, background)
+    try:
+        fmt, target = detect_format(Path(path).expanduser())
+        cache = Path(cache_dir) if cache_dir is not None else user_cache_dir()
+        # one budget for the whole scene: every split's images and the arrays read with them
+        return LOADERS[fmt](target, downscale, cache, background, Budget())
+    except OSError as exc:  # what no reader anticipated (a folder without permission, a full disk for the cache)
+        raise InputError(f"scene {path}: {exc.strerror or exc} ({shown(exc.filename)})") from None

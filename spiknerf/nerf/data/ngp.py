@@ -14,6 +14,7 @@ span the box as seen from every camera.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,11 @@ import numpy as np
 import torch
 
 from spiknerf.errors import InputError
-from spiknerf.nerf.data.frames import frame_image, frame_list, frame_poses, number, read_json
+from spiknerf.limits import Budget
+from spiknerf.nerf.data.confine import SceneFolder, shown
+from spiknerf.nerf.data.frames import frame_images, frame_list, frame_poses, number, read_json
 from spiknerf.nerf.data.images import load_image_files
+from spiknerf.nerf.data.poses import MAX_COORDINATE
 from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, make_split, scale_intrinsics
 from spiknerf.nerf.rays import focal_from_fov
 
@@ -38,6 +42,19 @@ def _lookup(frame: dict[str, Any], meta: dict[str, Any], key: str, path: Path, i
     return value if value is not None else number(meta, key, path)
 
 
+def _not_negative(value: float | None, key: str, path: Path, i: int) -> float | None:
+    if value is not None and value < 0:
+        raise InputError(f"{path}: frame {i}: {key} must not be negative (got {value})")
+    return value
+
+
+def _angle(frame: dict[str, Any], meta: dict[str, Any], key: str, path: Path, i: int) -> float | None:
+    value = _lookup(frame, meta, key, path, i)
+    if value is not None and not 0 < value < math.pi:
+        raise InputError(f"{path}: frame {i}: {key} must be in (0, pi) radians (got {value})")
+    return value
+
+
 def frame_intrinsics(
     frame: dict[str, Any], meta: dict[str, Any], path: Path, i: int, image_size: tuple[int, int]
 ) -> np.ndarray:
@@ -47,15 +64,15 @@ def frame_intrinsics(
     not declared) and rescaled to the actual images.
     """
     H, W = image_size
-    w = _lookup(frame, meta, "w", path, i) or W
-    h = _lookup(frame, meta, "h", path, i) or H
+    w = _not_negative(_lookup(frame, meta, "w", path, i), "w", path, i) or W
+    h = _not_negative(_lookup(frame, meta, "h", path, i), "h", path, i) or H
     fx = _lookup(frame, meta, "fl_x", path, i)
     fy = _lookup(frame, meta, "fl_y", path, i)
     if fx is None:
-        angle_x = _lookup(frame, meta, "camera_angle_x", path, i)
+        angle_x = _angle(frame, meta, "camera_angle_x", path, i)
         fx = focal_from_fov(w, angle_x) if angle_x is not None else None
     if fy is None:
-        angle_y = _lookup(frame, meta, "camera_angle_y", path, i)
+        angle_y = _angle(frame, meta, "camera_angle_y", path, i)
         fy = focal_from_fov(h, angle_y) if angle_y is not None else fx
     if fx is None:
         raise InputError(f"{path}: frame {i}: no focal length (fl_x or camera_angle_x)")
@@ -64,21 +81,35 @@ def frame_intrinsics(
     cx = _lookup(frame, meta, "cx", path, i)
     cy = _lookup(frame, meta, "cy", path, i)
     declared = np.array([fx, fy, w / 2 if cx is None else cx, h / 2 if cy is None else cy])
-    return scale_intrinsics(declared, (h, w), (H, W))
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values are refused just below
+        intrinsics = scale_intrinsics(declared, (h, w), (H, W))
+    if not np.isfinite(intrinsics).all():
+        raise InputError(f"{path}: frame {i}: intrinsics {declared.tolist()} for {w} x {h} pixels are out of range")
+    return intrinsics
 
 
 def ngp_box(meta: dict[str, Any], path: Path) -> np.ndarray:
-    """instant-ngp's marching box in world coordinates, ``[6]``."""
-    scale = number(meta, "scale", path) or NGP_SCALE
-    k = number(meta, "aabb_scale", path) or 1.0
+    """instant-ngp's marching box in world coordinates, ``[6]``; an empty, inverted or unbounded box is refused."""
+    scale = number(meta, "scale", path)
+    k = number(meta, "aabb_scale", path)
+    for key, value in (("scale", scale), ("aabb_scale", k)):
+        if value is not None and value <= 0:
+            raise InputError(f"{path}: {key} must be positive (got {value})")
+    scale, k = scale or NGP_SCALE, k or 1.0
     offset = meta.get("offset", [NGP_OFFSET] * 3)
     try:
         offset = np.array(offset, dtype=np.float64).reshape(3)
-    except (TypeError, ValueError):
-        raise InputError(f"{path}: offset must be 3 numbers (got {offset!r})") from None
-    lo = (0.5 - k / 2 - offset) / scale
-    hi = (0.5 + k / 2 - offset) / scale
-    return np.concatenate([lo, hi])
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        raise InputError(f"{path}: offset must be 3 numbers (got {shown(offset)})") from None
+    if not np.isfinite(offset).all():
+        raise InputError(f"{path}: offset must be 3 finite numbers (got {offset.tolist()})")
+    with np.errstate(over="ignore", invalid="ignore"):  # an unbounded box is refused just below
+        lo = (0.5 - k / 2 - offset) / scale
+        hi = (0.5 + k / 2 - offset) / scale
+    box = np.concatenate([lo, hi])
+    if not np.abs(box).max() <= MAX_COORDINATE or not (lo < hi).all():
+        raise InputError(f"{path}: scale {scale}, aabb_scale {k} and offset {offset.tolist()} give no usable box")
+    return box
 
 
 def box_distances(centres: np.ndarray, aabb: np.ndarray) -> tuple[float, float]:
@@ -89,20 +120,21 @@ def box_distances(centres: np.ndarray, aabb: np.ndarray) -> tuple[float, float]:
     return float(np.linalg.norm(outside, axis=1).min()), float(np.linalg.norm(farthest, axis=1).max())
 
 
-def load_ngp(folder: Path, downscale: int, cache_dir: Path, background: str) -> Scene:
+def load_ngp(folder: Path, downscale: int, cache_dir: Path, background: str, budget: Budget) -> Scene:
     """A ``transforms.json`` scene."""
-    path = folder / FILENAME
+    scene = SceneFolder(folder)
+    path = scene.file(FILENAME, "scene file")
     meta = read_json(path)
     model = meta.get("camera_model", "OPENCV")
     if model in UNSUPPORTED_MODELS:
         raise InputError(f"{path}: camera_model {model} is not supported (pinhole cameras only)")
     frames = frame_list(meta, path)
-    files = [frame_image(folder, f, i, path) for i, f in enumerate(frames)]
+    files = frame_images(scene, frames, path)
     names = [str(p.relative_to(folder)) for p in files]
     c2w = frame_poses(frames, names, path)
     order = holdout_order(len(frames))
     files, names, c2w = [files[i] for i in order], [names[i] for i in order], c2w[order]
-    stack = load_image_files(files, downscale, cache_dir, f"{folder.name}-all")
+    stack = load_image_files(files, downscale, cache_dir, f"{folder.name}-all", budget)
     intrinsics = np.stack([frame_intrinsics(frames[i], meta, path, i, stack.source_size) for i in order])
     intrinsics = scale_intrinsics(intrinsics, stack.source_size, stack.images.shape[1:3])
     train, test, holdout_note = hold_out(make_split(stack.images, c2w, intrinsics, names), "one set of views")

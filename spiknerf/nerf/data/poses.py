@@ -15,6 +15,8 @@ from spiknerf.errors import InputError
 # Max |R^T R - I| entry accepted. Poses written as float32 text are orthonormal to
 # about 1e-6 (lego: 1.3e-6); a 0.1% scale already gives 2e-3.
 RIGID_TOLERANCE = 1e-3
+# Largest coordinate taken: float32 (what the renderer uses) holds 3e38, but rays from farther would overflow.
+MAX_COORDINATE = 1e30
 
 
 def check_poses(c2w: np.ndarray, names: list[str], source: str) -> np.ndarray:
@@ -29,16 +31,19 @@ def check_poses(c2w: np.ndarray, names: list[str], source: str) -> np.ndarray:
         m = c2w[i]
         if not np.isfinite(m).all():
             raise InputError(f"{source}: pose of {name} is not finite")
+        if not np.abs(m[:3, 3]).max() <= MAX_COORDINATE:
+            raise InputError(f"{source}: pose of {name} puts the camera beyond {MAX_COORDINATE:g} from the origin")
         r = m[:3, :3]
-        deviation = float(np.abs(r.T @ r - np.eye(3)).max())
-        det = float(np.linalg.det(r))
-        if deviation > RIGID_TOLERANCE or det < 0:
+        with np.errstate(over="ignore", invalid="ignore"):  # huge entries give inf or nan: refused below
+            deviation = float(np.abs(r.T @ r - np.eye(3)).max())
+            det = float(np.linalg.det(r))
+        if not (deviation <= RIGID_TOLERANCE and det >= 0):
             raise InputError(
                 f"{source}: pose of {name} is not a rigid transform "
                 f"(max |R^T R - I| = {deviation:.3g}, det R = {det:.3g}; scaled, sheared or mirrored "
                 "poses are not supported)"
             )
-        if m.shape[0] == 4 and np.abs(m[3] - (0, 0, 0, 1)).max() > RIGID_TOLERANCE:
+        if m.shape[0] == 4 and not np.abs(m[3] - (0, 0, 0, 1)).max() <= RIGID_TOLERANCE:
             raise InputError(f"{source}: pose of {name} has bottom row {m[3].tolist()}, expected [0, 0, 0, 1]")
     out = np.tile(np.eye(4), (len(c2w), 1, 1))
     out[:, :3, :] = c2w[:, :3, :]

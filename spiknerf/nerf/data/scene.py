@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from spiknerf.errors import InputError
 from spiknerf.nerf.rays import camera_rays, pixel_rays
 
 BACKGROUNDS: tuple[str, ...] = ("white", "black", "random")
@@ -110,14 +111,14 @@ class Split:
 def make_split(
     images: np.ndarray, c2w: np.ndarray, intrinsics: np.ndarray, names: list[str], ndc: bool = False
 ) -> Split:
-    """A :class:`Split` from numpy arrays (uint8 images, float poses and intrinsics)."""
-    return Split(
-        torch.from_numpy(np.ascontiguousarray(images)),
-        torch.as_tensor(c2w, dtype=torch.float32),
-        torch.as_tensor(intrinsics, dtype=torch.float32).reshape(-1, 4),
-        list(names),
-        ndc,
-    )
+    """A :class:`Split` from numpy arrays (uint8 images, float poses and intrinsics); float32 must hold them."""
+    c2w = torch.as_tensor(c2w, dtype=torch.float32)
+    intrinsics = torch.as_tensor(intrinsics, dtype=torch.float32).reshape(-1, 4)
+    bad = (~c2w.isfinite().flatten(1).all(1) | ~intrinsics.isfinite().all(1)).nonzero().flatten()
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(f"{names[i]}: camera pose or intrinsics {intrinsics[i].tolist()} out of float32 range")
+    return Split(torch.from_numpy(np.ascontiguousarray(images)), c2w, intrinsics, list(names), ndc)
 
 
 def scale_intrinsics(intrinsics: np.ndarray, source_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
