@@ -51,7 +51,7 @@ def render_seconds(run: Path, size: int | None) -> float:
     from spiknerf.nerf.run import eval_background, load_model, open_scene, read_config
 
     config = read_config(run)
-    scene = open_scene(config)
+    scene = open_scene(run, config)
     model, sampler, _ = load_model(run, "teacher", config, scene, torch.device("cpu"))
     test = scene.splits["test"]
     w, h = (test.width, test.height) if size is None else (size, size)

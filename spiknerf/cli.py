@@ -2,7 +2,8 @@
 
 Each job lives in its own module as a small config dataclass plus ``main(cfg)``;
 this file only turns dataclass fields into command-line options and maps bad
-input (:class:`spiknerf.errors.InputError`) to one ``error: ...`` line and exit 2.
+input (:class:`spiknerf.errors.InputError`) and failures of the file system to one
+``error: ...`` line and exit 2. Float options refuse NaN and infinities.
 Field metadata may carry ``help``, ``choices`` and ``flag`` (an alternative
 option name such as ``--no-kd``).
 """
@@ -16,6 +17,7 @@ import sys
 import typing
 from collections.abc import Sequence
 
+from spiknerf.config import field_type, finite_float
 from spiknerf.errors import InputError
 
 # command path -> (module, config class name); a job's module is imported only
@@ -43,22 +45,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
-def _option_type(tp: object) -> tuple[type, bool]:
-    """(scalar type, is_optional) of a dataclass field annotation."""
-    if isinstance(tp, str):
-        tp = eval(tp, {"typing": typing})  # annotations are postponed strings
-    args = typing.get_args(tp)
-    if type(None) in args:
-        inner = [a for a in args if a is not type(None)]
-        return inner[0], True
-    return tp, False  # type: ignore[return-value]
+def _finite_float(text: str) -> float:
+    """A float option's value; argparse reports a refusal as ``argument --x: <reason>``."""
+    try:
+        return finite_float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add one option per field of the dataclass ``cls``; fields without a default are required."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        tp, _ = _option_type(hints[f.name])
+        tp, _ = field_type(hints[f.name])
         meta = dict(f.metadata)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else (
@@ -74,7 +73,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
                 parser.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction,
                                     default=default, help=help_text)
             continue
-        kwargs: dict[str, typing.Any] = dict(type=tp, help=help_text if required else
+        kwargs: dict[str, typing.Any] = dict(type=_finite_float if tp is float else tp, help=help_text if required else
                                              f"{help_text} (default: {default})".strip())
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
@@ -127,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the file system failed where no job caught it (a full disk, a vanished folder)
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

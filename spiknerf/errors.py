@@ -6,4 +6,4 @@ It subclasses ValueError so library callers can catch it the usual way.
 
 
 class InputError(ValueError):
-    """Bad input from the user: a scene, a file, or an option value."""
+    """Bad input from the user: a scene, a file, an option value, or a place to write that cannot be written."""

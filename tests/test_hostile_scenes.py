@@ -371,7 +371,7 @@ def test_one_file_listed_many_times_is_refused(world):
 @pytest.mark.parametrize("variable, value, expected", [
     ("SPIKNERF_MAX_MEMORY", "2K", "more than the budget of 2.0 KiB"),
     ("SPIKNERF_MAX_IMAGE_PIXELS", "100", "more than the limit of 0.0 megapixels"),
-    ("SPIKNERF_MAX_JSON_BYTES", "100", "more than the 100 bytes a scene's JSON file may have"),
+    ("SPIKNERF_MAX_JSON_BYTES", "100", "more than the 100 bytes such a file may have"),
     ("SPIKNERF_MAX_MEMORY", "plenty", "SPIKNERF_MAX_MEMORY must be a positive size"),
 ])
 def test_limits_refuse_and_can_be_set(world, monkeypatch, variable, value, expected):

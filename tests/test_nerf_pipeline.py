@@ -12,6 +12,7 @@ import torch
 
 from spiknerf.cli import main as cli
 from spiknerf.nerf import sampler as sampler_module
+from spiknerf.nerf.checkpoint import load_checkpoint
 from spiknerf.nerf.render import composite, render_rays
 from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, grid_cells, packed_to_padded, ray_aabb
 from spiknerf.nerf.synthetic import SceneSpec, write_scene
@@ -178,16 +179,23 @@ def test_resume_continues_from_the_saved_step_with_identical_state(tiny_scene, t
     assert cli(train_args(tiny_scene, full, *args)) == 0
     cut = tmp_path / "cut"
     shutil.copytree(full, cut)
-    for name in ("teacher-0000012.pt", "teacher-final.pt"):  # as if killed after the step-6 checkpoint
+    # as if killed after the step-6 checkpoint
+    for name in ("teacher-0000012.safetensors", "teacher-final.safetensors"):
         (cut / "checkpoints" / name).unlink()
     (cut / "metrics.json").unlink()
     assert cli(["train", "--out", str(cut), "--resume"]) == 0
-    a = torch.load(full / "checkpoints" / "teacher-final.pt", weights_only=False)
-    b = torch.load(cut / "checkpoints" / "teacher-final.pt", weights_only=False)
+    a = load_checkpoint(full / "checkpoints" / "teacher-final.safetensors")
+    b = load_checkpoint(cut / "checkpoints" / "teacher-final.safetensors")
     assert b["step"] == 12
-    for key in a["model"]:
-        torch.testing.assert_close(a["model"][key], b["model"][key], rtol=0, atol=1e-6, msg=key)
-    assert torch.equal(a["sampler"]["binary"], b["sampler"]["binary"])
+    for part in ("model", "sampler"):  # bit for bit: the resumed run continued exactly as the whole one ran
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), (part, key)
+    for param, moments in a["optimizer"]["state"].items():
+        for key, value in moments.items():
+            assert torch.equal(value, b["optimizer"]["state"][param][key]), (param, key)
+    assert torch.equal(a["generator"], b["generator"]) and torch.equal(a["torch_rng"], b["torch_rng"])
+    steps = [json.loads(line)["step"] for line in (cut / "history.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 12]  # the steps after the checkpoint were logged once, by the resumed run
 
 
 def test_the_seed_fixes_a_run_from_its_initial_weights_on(tiny_scene, tmp_path):
@@ -195,7 +203,7 @@ def test_the_seed_fixes_a_run_from_its_initial_weights_on(tiny_scene, tmp_path):
     for name, global_seed in (("a", 1), ("b", 2)):
         torch.manual_seed(global_seed)  # whatever the process's random state, the run follows --seed alone
         assert cli(train_args(tiny_scene, tmp_path / name, "--model", "teacher", "--steps", "3")) == 0
-        finals.append(torch.load(tmp_path / name / "checkpoints" / "teacher-final.pt", weights_only=False)["model"])
+        finals.append(load_checkpoint(tmp_path / name / "checkpoints" / "teacher-final.safetensors")["model"])
     for key in finals[0]:
         assert torch.equal(finals[0][key], finals[1][key]), key
 
@@ -220,7 +228,7 @@ def both_run(tiny_scene, tmp_path_factory):
 
 def test_end_to_end_run_writes_checkpoints_tensorboard_metrics_and_video(both_run):
     names = {p.name for p in (both_run / "checkpoints").iterdir()}
-    assert {"teacher-final.pt", "student-final.pt"} <= names
+    assert {"teacher-final.safetensors", "student-final.safetensors"} <= names
     assert any(p.name.startswith("events.out.tfevents") for p in (both_run / "tb").iterdir())
     metrics = json.loads((both_run / "metrics.json").read_text())
     for key in ("scene", "preset", "device", "downscale"):
@@ -238,7 +246,7 @@ def test_end_to_end_run_writes_checkpoints_tensorboard_metrics_and_video(both_ru
 
 
 def test_the_distilled_student_marches_its_teachers_occupancy_grid_unchanged(both_run):
-    load = lambda phase: torch.load(both_run / "checkpoints" / f"{phase}-final.pt", weights_only=False)  # noqa: E731
+    load = lambda phase: load_checkpoint(both_run / "checkpoints" / f"{phase}-final.safetensors")  # noqa: E731
     teacher, student = load("teacher")["sampler"], load("student")["sampler"]
     assert torch.equal(student["occupancy"], teacher["occupancy"])
     assert torch.equal(student["binary"], teacher["binary"])

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from spiknerf.cli import main as cli
+from spiknerf.nerf.checkpoint import load_checkpoint
 from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.evaluate import op_report
 from spiknerf.nerf.fields import NGPField
@@ -38,7 +39,7 @@ def test_each_neuron_trains_a_few_steps(tiny_scene, tmp_path, neuron):
     metrics = json.loads((out / "metrics.json").read_text())["student"]
     assert metrics["neuron"] == neuron and metrics["steps"] == 10 and metrics["kd"] is False
     assert metrics["psnr"] > 5
-    state = torch.load(out / "checkpoints" / "student-final.pt", weights_only=False)
+    state = load_checkpoint(out / "checkpoints" / "student-final.safetensors")
     assert state["model"]["encoding.table"].abs().max() > 1e-3  # the table moved from its ±1e-4 init
 
 
@@ -47,7 +48,7 @@ def test_a_spike_only_colour_branch_trains_and_evaluates_again(tiny_scene, tmp_p
     args = ["train", "--data", str(tiny_scene), "--out", str(out), "--model", "student", "--no-kd",
             "--no-color-skip", "--steps", "5", "--video-frames", "0", "--device", "cpu"]
     assert cli(args) == 0
-    state = torch.load(out / "checkpoints" / "student-final.pt", weights_only=False)
+    state = load_checkpoint(out / "checkpoints" / "student-final.safetensors")
     assert not any(k.startswith("skip_current") for k in state["model"])
     first = json.loads((out / "metrics.json").read_text())["student"]
     assert first["color_skip"] is False
@@ -79,7 +80,7 @@ def test_the_mlp_preset_trains_a_student_that_spikes_in_every_hidden_layer(tiny_
     student = build_student("mlp", SimpleNamespace(aabb=AABB), dataclasses.asdict(TrainConfig()))
     assert [(layer.fc.out_features, layer.spike_input) for layer in student.layers] == \
         [(128, False), (128, True), (128, True), (128, True)]  # only the first reads the analog encoding
-    state = torch.load(out / "checkpoints" / "student-final.pt", weights_only=False)
+    state = load_checkpoint(out / "checkpoints" / "student-final.safetensors")
     assert state["model"]["layers.3.fc.weight"].shape == (128, 128)
     assert "occupancy" in state["sampler"]  # marched through the occupancy grid, not coarse-to-fine
 

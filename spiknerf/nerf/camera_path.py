@@ -4,22 +4,29 @@ Paths follow the training cameras' distribution: the orbit circles the point
 the training cameras look at (least-squares focus of their optical axes) at
 their mean elevation and distance, around their mean up vector; the spiral
 wanders around the mean forward-facing pose within the cameras' spread.
+
+A JSON file of cameras may come from anyone: its size, its number of cameras
+and their frame size are bounded, and every value is checked before use.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from spiknerf.errors import InputError
+from spiknerf.json_input import is_number, read_json
 from spiknerf.nerf.rays import look_at
 
 PATHS: tuple[str, ...] = ("orbit", "spiral")
+MAX_FRAMES = 100_000  # about an hour at 30 frames a second
+MAX_SIDE = 8192  # pixels of a frame's width or height
+MAX_JSON_BYTES = 64 << 20
 
 
 @dataclass
@@ -79,42 +86,72 @@ def spiral(c2w: Tensor, frames: int, rotations: float = 2.0) -> Tensor:
     return torch.stack(out)
 
 
+def _number(value: Any, what: str, positive: bool = False) -> float:
+    """``value`` as a float that stays finite in float32, the dtype cameras are kept in."""
+    if not is_number(value) or not abs(value) <= FLOAT32_MAX or (positive and value <= 0):
+        raise InputError(f"{what} must be a finite{' positive' if positive else ''} number, got {value!r:.80}")
+    return float(value)
+
+
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _side(value: Any, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIDE:
+        raise InputError(f"{what} must be a whole number of pixels in 1..{MAX_SIDE}, got {value!r:.80}")
+    return value
+
+
+def _matrix(value: Any, what: str) -> Tensor:
+    """A camera-to-world matrix from a 4x4 or 3x4 list of rows of finite numbers."""
+    if (not isinstance(value, list) or len(value) not in (3, 4)
+            or not all(isinstance(row, list) and len(row) == 4 for row in value)):
+        raise InputError(f"{what} needs a 4x4 'c2w' (or 'transform_matrix') list of rows")
+    rows = [[_number(x, f"{what}: its 'c2w' entries") for x in row] for row in value[:3]]
+    return torch.tensor(rows + [[0.0, 0.0, 0.0, 1.0]], dtype=torch.float32)
+
+
 def from_json(path: Path, default_intrinsics: Tensor, width: int, height: int) -> CameraPath:
     """Cameras from a JSON list (or ``{"frames": [...]}``) of ``{"c2w": 4x4, "fx", "fy", "cx", "cy", "width",
     "height"}``; missing intrinsics default to the first training camera's."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise InputError(f"--path {path}: cannot read ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--path {path}: invalid JSON ({exc})") from None
+    label = f"--path {path}"
+    data = read_json(path, MAX_JSON_BYTES, label)
     frames = data.get("frames") if isinstance(data, dict) else data
     if not isinstance(frames, list) or not frames:
-        raise InputError(f"--path {path}: expected a non-empty list of cameras (or {{\"frames\": [...]}})")
-    c2ws, intr = [], []
+        raise InputError(f"{label}: expected a non-empty list of cameras (or {{\"frames\": [...]}})")
+    if len(frames) > MAX_FRAMES:
+        raise InputError(f"{label}: {len(frames)} cameras, more than the {MAX_FRAMES} a video may have")
+    c2ws, intr, size = [], [], None
     for i, f in enumerate(frames):
-        matrix = f.get("c2w", f.get("transform_matrix")) if isinstance(f, dict) else None
-        m = torch.tensor(matrix, dtype=torch.float32) if matrix is not None else None
-        if m is None or m.shape not in ((4, 4), (3, 4)) or not torch.isfinite(m).all():
-            raise InputError(f"--path {path}: camera {i} needs a finite 4x4 'c2w' matrix")
-        c2ws.append(torch.cat([m[:3], torch.tensor([[0.0, 0.0, 0.0, 1.0]])]))
-        w, h = int(f.get("width", width)), int(f.get("height", height))
-        if (w, h) != (int(frames[0].get("width", width)), int(frames[0].get("height", height))):
-            raise InputError(f"--path {path}: camera {i} has a different frame size; a video needs one size")
+        what = f"{label}: camera {i}"
+        if not isinstance(f, dict):
+            raise InputError(f"{what} is not an object")
+        c2ws.append(_matrix(f.get("c2w", f.get("transform_matrix")), what))
+        w, h = _side(f.get("width", width), f"{what}: width"), _side(f.get("height", height), f"{what}: height")
+        if size is not None and (w, h) != size:
+            raise InputError(f"{what} has a different frame size; a video needs one size")
+        size = (w, h)
         fx, fy, cx, cy = default_intrinsics.tolist()
         sx, sy = w / width, h / height
-        intr.append([f.get("fx", fx * sx), f.get("fy", fy * sy), f.get("cx", cx * sx), f.get("cy", cy * sy)])
-    w0, h0 = int(frames[0].get("width", width)), int(frames[0].get("height", height))
-    return CameraPath(torch.stack(c2ws), torch.tensor(intr, dtype=torch.float32), w0, h0)
+        intr.append([_number(f.get("fx", fx * sx), f"{what}: fx", positive=True),
+                     _number(f.get("fy", fy * sy), f"{what}: fy", positive=True),
+                     _number(f.get("cx", cx * sx), f"{what}: cx"), _number(f.get("cy", cy * sy), f"{what}: cy")])
+    return CameraPath(torch.stack(c2ws), torch.tensor(intr, dtype=torch.float32), *size)
+
+
+def check_path_name(kind: str, frames: int) -> None:
+    """``--path`` names a path or a .json file, and a named path has 1..MAX_FRAMES frames."""
+    if kind in PATHS:
+        if not 1 <= frames <= MAX_FRAMES:
+            raise InputError(f"--frames must be in 1..{MAX_FRAMES} (got {frames})")
+    elif not kind.endswith(".json"):
+        raise InputError(f"--path must be orbit, spiral or a .json file of cameras (got {kind!r})")
 
 
 def make_path(kind: str, train_c2w: Tensor, intrinsics: Tensor, width: int, height: int, frames: int) -> CameraPath:
     """A named path (orbit, spiral) or a JSON file of cameras."""
+    check_path_name(kind, frames)
     if kind in PATHS:
-        if frames < 1:
-            raise InputError(f"--frames must be >= 1 (got {frames})")
         c2w = orbit(train_c2w, frames) if kind == "orbit" else spiral(train_c2w, frames)
         return CameraPath(c2w, intrinsics.expand(frames, 4).clone(), width, height)
-    if not kind.endswith(".json"):
-        raise InputError(f"--path must be orbit, spiral or a .json file of cameras (got {kind!r})")
     return from_json(Path(kind), intrinsics, width, height)

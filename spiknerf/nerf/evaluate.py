@@ -22,7 +22,7 @@ free, a 2 is one shifted addition).
 from __future__ import annotations
 
 import copy
-import json
+import math
 import re
 import sys
 import time
@@ -35,15 +35,18 @@ from torch import Tensor, nn
 
 from spiknerf.atomic import write_json_atomic
 from spiknerf.errors import InputError
+from spiknerf.json_input import expect_object, is_number, read_json
 from spiknerf.nerf.data import Scene, Split
 from spiknerf.nerf.metrics import psnr, ssim
 from spiknerf.nerf.render import Image, render_chunks, render_rays
 from spiknerf.nerf.run import METRICS, choose_device, eval_background, load_model, open_scene, read_config
+from spiknerf.nerf.run_folder import hold_run
 from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, TernaryLIF, calibrate_offsets, count_ops, reparameterize
 
 # sample points used for op counting: enough for stable firing rates, cheap to run
 _OPS_SAMPLES = 1 << 14
 _CHECK_RAYS = 4096
+MAX_METRICS_BYTES = 16 << 20
 
 
 @dataclass
@@ -192,17 +195,38 @@ def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, 
     return block
 
 
+def read_metrics(path: Path) -> dict[str, Any]:
+    """The run's metrics.json if there is one, which evaluation merges into; a file that is not what
+    evaluation writes is an InputError naming it (it is not replaced)."""
+    if not path.exists():
+        return {}
+    # psnr is +inf for a perfect rendering, and Python's json writes it as Infinity
+    metrics = expect_object(read_json(path, MAX_METRICS_BYTES, finite=False), str(path))
+    for phase in ("teacher", "student"):
+        block = metrics.get(phase, {})
+        if not isinstance(block, dict):
+            raise InputError(f"{path}: {phase!r} is not an object; move the file away to evaluate afresh")
+        for key in ("energy_pj_per_ray", "energy_pj_per_sample"):
+            value = block.get(key, 1.0)
+            if not (is_number(value) and math.isfinite(value) and value > 0):
+                raise InputError(f"{path}: {phase}.{key} is {value!r:.80}, not a positive number; "
+                                 "move the file away to evaluate afresh")
+    return metrics
+
+
 def evaluate_run(run: Path, split: str = "test", phases: tuple[str, ...] = ("teacher", "student"),
                  device: str = "auto", e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ) -> dict[str, Any]:
     """Evaluate the run's trained models and merge the results into ``metrics.json``."""
     run = Path(run)
+    if not (math.isfinite(e_mac) and math.isfinite(e_ac) and e_mac > 0 and e_ac > 0):
+        raise InputError(f"--e-mac and --e-ac must be > 0 (got {e_mac} and {e_ac})")
     config = read_config(run)
-    scene = open_scene(config)
+    path = run / METRICS
+    metrics = read_metrics(path)
+    scene = open_scene(run, config)
     if split not in scene.splits:
         raise InputError(f"--split {split}: the scene has splits {', '.join(scene.splits)}")
     dev = choose_device(device)
-    path = run / METRICS
-    metrics = json.loads(path.read_text()) if path.is_file() else {}
     metrics |= {"scene": scene.name, "preset": config["preset"], "device": dev.type,
                 "downscale": config["downscale"], "split": split}
     available = [p for p in phases if (run / "checkpoints").is_dir()
@@ -248,7 +272,8 @@ def format_table(metrics: dict[str, Any]) -> str:
 
 def main(cfg: EvalConfig) -> int:
     phases = ("teacher", "student") if cfg.model == "both" else (cfg.model,)
-    metrics = evaluate_run(Path(cfg.run), cfg.split, phases, cfg.device, cfg.e_mac, cfg.e_ac)
+    with hold_run(Path(cfg.run), "eval") as run:  # metrics.json is read, merged and written by one process
+        metrics = evaluate_run(run, cfg.split, phases, cfg.device, cfg.e_mac, cfg.e_ac)
     print(format_table(metrics))
     print(f"wrote {Path(cfg.run) / METRICS}")
     return 0

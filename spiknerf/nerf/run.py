@@ -1,12 +1,14 @@
 """A run directory: its config, the scene it trained on, and its trained models.
 
 Evaluation and rendering open a finished (or interrupted) run through here, so
-they rebuild exactly the models that training saved.
+they rebuild exactly the models that training saved. A run folder may come from
+a stranger: its config is held to what ``train`` accepts, its checkpoints to
+the models they restore into.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -14,13 +16,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from spiknerf.config import config_from_json
 from spiknerf.errors import InputError
-from spiknerf.nerf.checkpoint import latest_checkpoint, load_checkpoint
+from spiknerf.json_input import expect_object, read_json
+from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint
 from spiknerf.nerf.data import Scene, default_scene_path, load_scene
-from spiknerf.nerf.presets import build_sampler, build_student, build_teacher
+from spiknerf.nerf.presets import build_sampler, build_student, build_teacher, with_saved_neuron_defaults
+from spiknerf.nerf.run_folder import RUN_CONFIG, check_run
 
-RUN_CONFIG = "config.json"
 METRICS = "metrics.json"
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def choose_device(name: str) -> torch.device:
@@ -32,10 +37,8 @@ def choose_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_run_dir(out: str | None, scene_name: str) -> Path:
-    """``--out``, or a fresh ``runs/<scene>-<date>-<time>``."""
-    if out is not None:
-        return Path(out)
+def default_run_dir(scene_name: str) -> Path:
+    """Where a run goes without ``--out``: ``runs/<scene>-<date>-<time>``."""
     return Path("runs") / f"{scene_name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -45,20 +48,29 @@ def eval_background(scene: Scene) -> Tensor:
 
 
 def read_config(run: Path) -> dict[str, Any]:
-    path = Path(run) / RUN_CONFIG
+    """The ``config.json`` of the run folder ``run``, held to what ``train`` accepts: its keys, the
+    types and choices of its options and their ranges (``TrainConfig.validate``)."""
+    from spiknerf.nerf.train import TrainConfig  # train imports this module
+
+    run = Path(run)
+    check_run(run)
+    path = run / RUN_CONFIG
     if not path.is_file():
         raise InputError(f"{path} not found; is {run} a run directory?")
+    values = expect_object(read_json(path, MAX_CONFIG_BYTES), str(path))
+    config = config_from_json(TrainConfig, with_saved_neuron_defaults(values), str(path))
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc})") from None
+        config.validate()
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    return dataclasses.asdict(config)
 
 
-def open_scene(config: dict[str, Any]) -> Scene:
-    """The scene a run trained on, loaded as training loaded it."""
+def open_scene(run: Path, config: dict[str, Any]) -> Scene:
+    """The scene a run trained on, loaded as training loaded it (downscaled images cached in the run folder)."""
     data = Path(config["data"]) if config.get("data") else default_scene_path()
-    cache = Path(config["out"]) / "cache" if config.get("out") else None
-    return load_scene(data, downscale=config["downscale"], background=config["background"], cache_dir=cache)
+    return load_scene(data, downscale=config["downscale"], background=config["background"],
+                      cache_dir=Path(run) / "cache")
 
 
 def load_model(run: Path, phase: str, config: dict[str, Any], scene: Scene,
@@ -73,9 +85,6 @@ def load_model(run: Path, phase: str, config: dict[str, Any], scene: Scene,
     else:
         model = build_student(config["preset"], scene, config)
     sampler = build_sampler(config["preset"], scene, device)
-    try:
-        model.load_state_dict(state["model"])
-        sampler.load_state_dict(state["sampler"])
-    except (KeyError, RuntimeError) as exc:
-        raise InputError(f"{ckpt}: does not match the run's config ({type(exc).__name__}: {exc})") from None
+    model.load_state_dict(conform(ckpt, state["model"], model.state_dict(), "model"))
+    sampler.load_state_dict(conform(ckpt, state["sampler"], sampler.state_dict(), "sampler"))
     return model.to(device).eval(), sampler.to(device), state

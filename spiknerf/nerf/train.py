@@ -25,9 +25,10 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from spiknerf.atomic import write_json_atomic
+from spiknerf.atomic import write_atomic, write_json_atomic
 from spiknerf.errors import InputError
-from spiknerf.nerf.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from spiknerf.nerf.camera_path import MAX_FRAMES
+from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
 from spiknerf.nerf.data import Scene, Split, default_scene_path, load_scene
 from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.metrics import psnr
@@ -37,13 +38,15 @@ from spiknerf.nerf.presets import (
     build_sampler,
     build_student,
     build_teacher,
-    with_saved_neuron_defaults,
 )
 from spiknerf.nerf.render import render_chunks, render_rays
-from spiknerf.nerf.run import RUN_CONFIG, choose_device, eval_background, load_model, read_config, resolve_run_dir
+from spiknerf.nerf.run import choose_device, default_run_dir, eval_background, load_model, read_config
+from spiknerf.nerf.run_folder import RUN_CONFIG, check_new_run, hold_run
 from spiknerf.neurons import RESETS, SURROGATES, count_ops
 
 NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
+MAX_T = 64  # a spiking layer holds T copies of its activations
+MAX_HISTORY_BYTES = 64 << 20
 
 
 @dataclass
@@ -96,14 +99,15 @@ class TrainConfig:
         checks = [
             (self.steps is None or self.steps >= 1, f"--steps must be >= 1 (got {self.steps})"),
             (self.downscale >= 1, f"--downscale must be >= 1 (got {self.downscale})"),
-            (self.T >= 1, f"--T must be >= 1 (got {self.T})"),
+            (1 <= self.T <= MAX_T, f"--T must be in 1..{MAX_T} (got {self.T})"),
             (0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
             (self.delta_v is None or self.delta_v > 0, f"--delta-v must be > 0 (got {self.delta_v})"),
             (self.kd_sigma >= 0 and self.kd_color >= 0, "--kd-sigma and --kd-color must be >= 0"),
             (self.checkpoint_seconds > 0, f"--checkpoint-seconds must be > 0 (got {self.checkpoint_seconds})"),
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1 (got {self.keep_checkpoints})"),
             (self.eval_every >= 1 and self.eval_views >= 1, "--eval-every and --eval-views must be >= 1"),
-            (self.video_frames >= 0 and self.fps >= 1, "--video-frames must be >= 0 and --fps >= 1"),
+            (0 <= self.video_frames <= MAX_FRAMES and self.fps >= 1,
+             f"--video-frames must be in 0..{MAX_FRAMES} and --fps >= 1"),
             (not (self.model == "student" and self.teacher is None and self.kd),
              "--model student needs --teacher RUN (or --no-kd)"),
             (self.teacher is None or self.model == "student", "--teacher RUN goes with --model student"),
@@ -183,13 +187,29 @@ class Phase:
             "torch_rng": torch.get_rng_state(), "done": self.step >= self.steps,
         }
 
-    def load(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+    def template(self) -> dict[str, Any]:
+        """The layout of this phase's checkpoints: its state, with Adam's moments for every parameter."""
+        state = self.state()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        moments = {i: {"step": torch.zeros(()), "exp_avg": p, "exp_avg_sq": p} for i, p in enumerate(params)}
+        state["optimizer"] = {"state": moments, "param_groups": state["optimizer"]["param_groups"]}
+        return state
+
+    def load(self, path: Path, state: dict[str, Any]) -> None:
+        """Continue from the checkpoint ``path`` holding ``state``, each part checked against what it replaces."""
+        template = self.template()
+        state = conform(path, state, template)
+        if _settings(state) != _settings(template):
+            raise InputError(f"checkpoint {path}: its optimizer's settings or parameters are not this run's")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.sampler.load_state_dict(state["sampler"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.generator.set_state(state["generator"])
+            torch.set_rng_state(state["torch_rng"])
+        except RuntimeError as exc:  # e.g. a random-number generator state that torch refuses
+            raise InputError(f"checkpoint {path}: cannot restore it ({str(exc)[:200]})") from None
         self.step, self.train_seconds = state["step"], state["train_seconds"]
         self.rays, self.samples = state["rays"], state["samples"]
         self.samples_per_ray = state["samples_per_ray"]
@@ -197,6 +217,13 @@ class Phase:
     def n_rays(self) -> int:
         n = int(self.preset.target_samples / max(self.samples_per_ray, 1e-3))
         return max(self.preset.min_rays, min(self.preset.max_rays, n))
+
+
+def _settings(state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float]]:
+    """What a phase's optimizer and schedule are built with, as opposed to what training changes (the learning
+    rate): a checkpoint must agree on these (Adam would fail on capturable or amsgrad, say, mid-run)."""
+    groups = [{k: v for k, v in group.items() if k != "lr"} for group in state["optimizer"]["param_groups"]]
+    return groups, state["scheduler"]["base_lrs"]
 
 
 def log_images(writer: SummaryWriter, tag: str, step: int, gt: Tensor, image, scene: Scene) -> None:
@@ -339,7 +366,8 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
     phase = Phase(name, model.to(device), sampler, PRESETS[cfg.preset], cfg.total_steps(name), seed)
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
-        phase.load(load_checkpoint(ckpt))
+        phase.load(ckpt, load_checkpoint(ckpt))
+        trim_history(run / "history.jsonl", name, phase.step)
         print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
     train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model)
     return phase
@@ -369,44 +397,74 @@ def load_teacher(run: Path, scene: Scene, cfg: TrainConfig, device: torch.device
     return Teacher(model, sampler)
 
 
+def trim_history(path: Path, phase: str, step: int) -> None:
+    """Drop the history's lines of ``phase`` after ``step``, the checkpoint a run resumes from (those steps run
+    again), and any line a killed run left torn."""
+    if not path.is_file():
+        return
+    if path.stat().st_size > MAX_HISTORY_BYTES:
+        raise InputError(f"{path}: more than the {MAX_HISTORY_BYTES} bytes a history may have")
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(entry, dict) and not (entry.get("phase") == phase and isinstance(entry.get("step"), int)
+                                            and entry["step"] > step):
+            kept.append(line + "\n")
+    write_atomic(path, lambda tmp: tmp.write_text("".join(kept)))
+
+
 def resumed_config(cfg: TrainConfig) -> TrainConfig:
-    """The saved config of the run in ``--out``: a resumed run continues exactly as it started."""
-    saved = Path(cfg.out) / RUN_CONFIG
-    if not saved.is_file():
-        raise InputError(f"--resume: {saved} not found; is {cfg.out} a run directory?")
-    try:
-        values = json.loads(saved.read_text())
-        return TrainConfig(**(with_saved_neuron_defaults(values) | {"resume": True, "out": cfg.out, "dry_run": False}))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise InputError(f"--resume: {saved} is not a spiknerf run config ({exc})") from None
-
-
-def create_run(cfg: TrainConfig, scene_name: str) -> Path:
-    """A new run directory with its config; refuses one that already holds checkpoints."""
-    run = resolve_run_dir(cfg.out, scene_name)
-    if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
-        raise InputError(f"{run} already holds a run; pass --resume to continue it or choose another --out")
-    run.mkdir(parents=True, exist_ok=True)
-    data = str(Path(cfg.data).resolve()) if cfg.data else None
-    write_json_atomic(run / RUN_CONFIG, dataclasses.asdict(cfg) | {"out": str(run), "data": data})
-    return run
+    """The saved config of the run in ``--out``, held to what the command line accepts: a resumed run continues
+    exactly as it started."""
+    values = read_config(Path(cfg.out))
+    return TrainConfig(**(values | {"resume": True, "out": cfg.out, "dry_run": False}))
 
 
 def main(cfg: TrainConfig) -> int:
+    """Validate everything that can be validated cheaply, claim and lock the run folder, then train.
+
+    Without ``--out`` the run folder is named after the scene, so the scene loads first.
+    """
     cfg.validate()
     if cfg.resume:
         cfg = resumed_config(cfg)
     data = Path(cfg.data) if cfg.data else default_scene_path()
-    cache = Path(cfg.out) / "cache" if cfg.out and not cfg.dry_run else None
-    scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, cache_dir=cache)
     if cfg.dry_run:
+        if cfg.out is not None:
+            check_new_run(Path(cfg.out))
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background)
         print(scene.summary())
         print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
               f"student {cfg.total_steps('student')}, "
               f"student: {cfg.neuron} T={cfg.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
         return 0
-    run = Path(cfg.out) if cfg.resume else create_run(cfg, scene.name)
+    if cfg.out is None:
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background)
+        with hold_run(default_run_dir(scene.name), "train", create=True) as run:
+            return train_run(cfg, scene, run)
+    with hold_run(Path(cfg.out), "train", create=not cfg.resume) as run:
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, cache_dir=run / "cache")
+        return train_run(cfg, scene, run)
+
+
+def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
+    """Train, evaluate and render in the run folder ``run``, which this process holds.
+
+    A new run's ``config.json`` is written once everything it names has loaded (the
+    scene, a ``--teacher``): until then the folder holds no run, and the same command
+    may try it again.
+    """
     device = choose_device(cfg.device)
+    teacher = None
+    if cfg.model == "student" and cfg.teacher is not None:
+        teacher = load_teacher(Path(cfg.teacher), scene, cfg, device)
+    if not cfg.resume:
+        resolved = {key: str(Path(getattr(cfg, key)).resolve()) if getattr(cfg, key) else None
+                    for key in ("data", "teacher")}
+        write_json_atomic(run / RUN_CONFIG, dataclasses.asdict(cfg) | {"out": str(run)} | resolved)
     for note in scene.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"run directory: {run}", file=sys.stderr)
@@ -414,13 +472,10 @@ def main(cfg: TrainConfig) -> int:
     from spiknerf.nerf.video import render_video
 
     with SummaryWriter(str(run / "tb")) as writer:
-        teacher = None
         if cfg.model in ("both", "teacher"):
             trained = run_phase("teacher", partial(build_teacher, cfg.preset, scene), scene, cfg, run, writer,
                                 device)
             teacher = Teacher(trained.model.eval(), trained.sampler)
-        elif cfg.teacher is not None:
-            teacher = load_teacher(Path(cfg.teacher), scene, cfg, device)
         if cfg.model in ("both", "student"):
             if teacher is not None:
                 teacher.model.requires_grad_(False)

@@ -1,8 +1,15 @@
-"""``spiknerf render``: an H.264 mp4 of novel views along a camera path, optionally with depth beside colour."""
+"""``spiknerf render``: an H.264 mp4 of novel views along a camera path, optionally with depth beside colour.
+
+Frames stream into the video as they are rendered, so memory does not grow with
+their number, and the video's temporary file exists before the first frame is
+rendered: an output that cannot be written fails before the long work.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,11 +20,12 @@ from tqdm import tqdm
 
 from spiknerf.atomic import atomic_path
 from spiknerf.errors import InputError
-from spiknerf.nerf.camera_path import PATHS, CameraPath, make_path
+from spiknerf.nerf.camera_path import PATHS, CameraPath, check_path_name, make_path
 from spiknerf.nerf.evaluate import is_ternary
 from spiknerf.nerf.rays import camera_rays
 from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.run import choose_device, eval_background, load_model, open_scene, read_config
+from spiknerf.nerf.run_folder import hold_run
 from spiknerf.neurons import reparameterize
 
 
@@ -43,11 +51,10 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 
 def render_path(model, sampler, path: CameraPath, ndc: bool, background: torch.Tensor, near: float, far: float,
-                device: torch.device, depth: bool) -> list[np.ndarray]:
-    """uint8 frames ``[H, W(x2), 3]`` along the path."""
+                device: torch.device, depth: bool) -> Iterator[np.ndarray]:
+    """uint8 frames ``[H, W(x2), 3]`` along the path, rendered as they are asked for."""
     ys, xs = torch.meshgrid(torch.arange(path.height), torch.arange(path.width), indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)
-    frames = []
     for c2w, intr in tqdm(zip(path.c2w, path.intrinsics, strict=True), total=len(path.c2w), desc="render",
                           file=sys.stderr, dynamic_ncols=True):
         o, d, vd = camera_rays(c2w, intr, xs, ys, path.width, path.height, ndc)
@@ -57,12 +64,11 @@ def render_path(model, sampler, path: CameraPath, ndc: bool, background: torch.T
         if depth:
             dep = ((image.depth.cpu() - near) / (far - near)).clamp(0, 1) * image.opacity.cpu()
             rgb = torch.cat([rgb, dep.reshape(path.height, path.width, 1).expand(-1, -1, 3)], dim=1)
-        frames.append(_even((rgb.numpy() * 255 + 0.5).astype(np.uint8)))
-    return frames
+        yield _even((rgb.numpy() * 255 + 0.5).astype(np.uint8))
 
 
-def write_mp4(out: Path, frames: list[np.ndarray], fps: int) -> None:
-    """H.264 mp4 via imageio-ffmpeg, written atomically."""
+def write_mp4(out: Path, frames: Iterable[np.ndarray], fps: int) -> None:
+    """H.264 mp4 via imageio-ffmpeg, written atomically; ``frames`` are drawn once its temporary file exists."""
     with atomic_path(out) as tmp:
         writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
                                     pixelformat="yuv420p", macro_block_size=1, quality=8)
@@ -73,30 +79,44 @@ def write_mp4(out: Path, frames: list[np.ndarray], fps: int) -> None:
             writer.close()
 
 
+def video_target(run: Path, model: str, path: str, out: str | None) -> Path:
+    """Where the video goes: ``--out``, else ``RUN/renders/<model>-<path>.mp4``; refused unless it names an mp4
+    file (a folder or another suffix would be found out only after rendering)."""
+    name = Path(path).stem if path.endswith(".json") else path
+    target = Path(out) if out else Path(run) / "renders" / f"{model}-{name}.mp4"
+    if target.suffix.lower() != ".mp4":
+        raise InputError(f"--out {target}: the video is an mp4; name it FILE.mp4")
+    if target.is_dir():
+        raise InputError(f"--out {target} is a folder; name the video file in it, e.g. {target / 'video.mp4'}")
+    return target
+
+
 def render_video(run: Path, model: str = "student", path: str = "orbit", frames: int = 120, fps: int = 30,
                  out: str | None = None, depth: bool = False, fold: bool = True, device: str = "auto") -> Path:
     """Render ``run``'s model along a camera path into an mp4; returns its path."""
     run = Path(run)
     if fps < 1:
         raise InputError(f"--fps must be >= 1 (got {fps})")
+    check_path_name(path, frames)
+    target = video_target(run, model, path, out)
     config = read_config(run)
-    scene = open_scene(config)
+    scene = open_scene(run, config)
     dev = choose_device(device)
     field_model, sampler, _ = load_model(run, model, config, scene, dev)
     if fold and model == "student" and is_ternary(field_model):
         field_model = reparameterize(field_model)
     train = scene.splits["train"]
     cams = make_path(path, train.c2w, train.intrinsics[0], train.width, train.height, frames)
-    images = render_path(field_model, sampler, cams, scene.ndc, eval_background(scene), scene.near, scene.far,
-                         dev, depth)
-    name = Path(path).stem if path.endswith(".json") else path
-    target = Path(out) if out else run / "renders" / f"{model}-{name}.mp4"
-    write_mp4(target, images, fps)
+    write_mp4(target, render_path(field_model, sampler, cams, scene.ndc, eval_background(scene), scene.near,
+                                  scene.far, dev, depth), fps)
     return target
 
 
 def main(cfg: RenderConfig) -> int:
-    target = render_video(Path(cfg.run), cfg.model, cfg.path, cfg.frames, cfg.fps, cfg.out, cfg.depth, cfg.fold,
-                          cfg.device)
+    run = Path(cfg.run)
+    target = video_target(run, cfg.model, cfg.path, cfg.out)
+    inside = target.resolve().is_relative_to(run.resolve())
+    with hold_run(run, "render") if inside else nullcontext(run):  # a video inside the run is written by its holder
+        render_video(run, cfg.model, cfg.path, cfg.frames, cfg.fps, cfg.out, cfg.depth, cfg.fold, cfg.device)
     print(f"wrote {target}")
     return 0

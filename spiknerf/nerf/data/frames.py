@@ -8,7 +8,6 @@ the OpenGL convention. A ``file_path`` must stay inside the scene folder
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -17,41 +16,20 @@ from typing import Any
 import numpy as np
 
 from spiknerf.errors import InputError
-from spiknerf.limits import format_bytes, json_byte_limit
+from spiknerf.json_input import read_json as read_json_file
+from spiknerf.limits import json_byte_limit
 from spiknerf.nerf.data.confine import SceneFolder, shown
 from spiknerf.nerf.data.poses import check_poses
 
 # Extensions tried, in order, when a frame's file_path has none (Blender writes "./train/r_0").
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".PNG", ".JPG", ".JPEG")
-# Python refuses to turn more than 4300 digits into an int; longer integers are read as floats instead
-# (every number of a scene file is used as a float anyway).
-INT_DIGITS = 18
-
-
-def _number(text: str) -> int | float:
-    return int(text) if len(text) <= INT_DIGITS else float(text)
 
 
 def read_json(path: Path) -> dict[str, Any]:
     """The JSON object in ``path``, refused beyond :func:`spiknerf.limits.json_byte_limit` bytes."""
-    limit = json_byte_limit()
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            text = f.read(limit + 1) if size <= limit else b""
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc})") from None
-    if size > limit or len(text) > limit:
-        raise InputError(f"{path}: {format_bytes(max(size, len(text)))}, more than the {format_bytes(limit)} "
-                         "a scene's JSON file may have (set SPIKNERF_MAX_JSON_BYTES to raise it)")
-    try:
-        meta = json.loads(text, parse_int=_number)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
-    except RecursionError:
-        raise InputError(f"{path}: invalid JSON (nested too deeply)") from None
-    except (UnicodeDecodeError, ValueError, OverflowError) as exc:
-        raise InputError(f"{path}: invalid JSON ({str(exc)[:200]})") from None
+    # NaN and Infinity pass the parser: each value's own check then names the frame and key that holds it
+    meta = read_json_file(path, json_byte_limit(), finite=False,
+                          raise_hint=" (set SPIKNERF_MAX_JSON_BYTES to raise it)")
     if not isinstance(meta, dict):
         raise InputError(f"{path}: expected a JSON object at the top level")
     return meta
