@@ -46,8 +46,8 @@ needs no stored or recomputed synaptic state: backward holds two
 neuron-sized tensors. Samples are independent, so forward and backward run
 over batch chunks of b samples, with b chosen (:func:`batch_chunk`) so that
 these buffers take at most half the bytes of the neuron-sized tensors saved
-for backward: training memory stays O(T·B·N) like an LIF layer's, about 1.5x
-of it (measured in docs/benchmarks.md), at the price of more, smaller steps.
+for backward: training memory stays O(T·B·N) like an LIF layer's, a small
+multiple of it (docs/results/temporal_cost.json), at the price of more, smaller steps.
 The ``[K, b, N_out]`` layout turns the three contractions into batched
 matrix-vector products over i.
 """
