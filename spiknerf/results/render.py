@@ -83,6 +83,8 @@ def provenance_lines(r: Results) -> list[str]:
         lines.append(f"Source: {r.source}.")
     if r.conditions:
         lines.append(f"Conditions: {r.conditions}.")
+    if r.summary.get("wall_min") is not None:
+        lines.append(f"The driver ran {number(r.summary['wall_min'], '.3g')} min.")
     if r.settings:
         lines.append(f"Settings: {settings_text(r.settings)}.")
     return lines
