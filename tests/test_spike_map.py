@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from spiknerf.cli import main as cli
 from spiknerf.nerf.fields import NGPField
 from spiknerf.nerf.render import composite, render_chunks
 from spiknerf.nerf.sampler import OccupancyGridSampler
-from spiknerf.nerf.spike_map import rendering_weights, spike_map
+from spiknerf.nerf.spike_map import colorize, rendering_weights, spike_map
 from spiknerf.nerf.student import SpikingNGPField
+from spiknerf.nerf.synthetic import SceneSpec, write_scene
+from spiknerf.paths import ROOT
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
 
@@ -93,3 +101,29 @@ def test_an_ann_field_and_a_bad_weighting_are_refused(student, sampler):
         spike_map(NGPField(AABB), sampler, origins, dirs, torch.ones(3))
     with pytest.raises(ValueError, match="weighting"):
         spike_map(student, sampler, origins, dirs, torch.ones(3), weighting="max")
+
+
+def test_colorize_is_dark_for_none_and_brighter_for_more():
+    colours = colorize(torch.tensor([[0.0, 1.0, 2.0, 4.0, 9.0]]), top=4.0)
+    assert colours.shape == (1, 5, 3) and float(colours.min()) >= 0 and float(colours.max()) <= 1
+    brightness = colours.sum(-1)[0]
+    assert float(brightness[0]) < 0.05 and bool((brightness[1:4].diff() > 0).all())
+    torch.testing.assert_close(colours[0, 3], colours[0, 4])  # clipped at top
+    assert float(colorize(torch.zeros(2, 2)).max()) < 0.05
+
+
+def test_the_readme_figure_shows_a_rendering_beside_its_spike_map(tmp_path):
+    scene = write_scene(tmp_path / "scene", SceneSpec(size=16, views=4, test_views=1))
+    run = tmp_path / "run"
+    assert cli(["train", "--data", str(scene), "--out", str(run), "--model", "student", "--no-kd", "--steps", "3",
+                "--video-frames", "0", "--device", "cpu"]) == 0
+    out = tmp_path / "figure.png"
+    done = subprocess.run([sys.executable, "scripts/make_readme_figure.py", "--run", str(run), "--out", str(out),
+                           "--scale", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    image = iio.imread(out)
+    assert image.shape == (32, 2 * 32 + 8, 3) and image.dtype == np.uint8
+    assert (image[:, 32:40] == 255).all()  # the white gap between the two
+    bad = subprocess.run([sys.executable, "scripts/make_readme_figure.py", "--run", str(run), "--view", "5",
+                          "--out", str(tmp_path / "x.png")], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: --view 5")

@@ -16,7 +16,8 @@ volume-rendering weight ``T_i α_i``: the spikes behind what the pixel shows. A
 ray whose marching finds no sample (it misses the scene box, or crosses only
 empty occupancy-grid cells) has count 0 either way.
 
-The result is one value per ray (``[R]``), for the caller to reshape into an image.
+The result is one value per ray (``[R]``), for the caller to reshape into an
+image; :func:`colorize` turns such an image into colours.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from spiknerf.nerf.render import composite
 from spiknerf.neurons import LIFNeuron
 
 Weighting = Literal["sum", "rendering"]
+# black -> purple -> orange -> pale yellow (close to matplotlib's "inferno"), evenly spaced in [0, 1]
+_RAMP = torch.tensor([[0.0, 0.0, 0.016], [0.341, 0.063, 0.431], [0.735, 0.216, 0.330], [0.976, 0.557, 0.035],
+                      [0.988, 1.0, 0.643]])
 
 
 @contextmanager
@@ -103,3 +107,17 @@ def spike_map(field: nn.Module, sampler: nn.Module, origins: Tensor, dirs: Tenso
                                                         samples.ray_indices)
         out[sl] = torch.zeros(len(o), device=out.device).index_add_(0, samples.ray_indices, per_sample)
     return out
+
+
+def colorize(values: Tensor, top: float | None = None) -> Tensor:
+    """Colours ``[..., 3]`` in [0, 1] for non-negative ``values`` (dark: none, bright: ``top`` or more).
+
+    ``top`` defaults to the largest value. The ramp is perceptually ordered, so
+    brighter always means more.
+    """
+    top = float(values.max()) if top is None else top
+    x = (values.float() / top if top > 0 else torch.zeros_like(values, dtype=torch.float32)).clamp(0, 1)
+    pos = x * (len(_RAMP) - 1)
+    lo = pos.floor().long().clamp(max=len(_RAMP) - 2)
+    frac = (pos - lo)[..., None]
+    return _RAMP[lo] * (1 - frac) + _RAMP[lo + 1] * frac
