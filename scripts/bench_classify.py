@@ -27,7 +27,7 @@ from spiknerf.atomic import write_json_atomic
 from spiknerf.bench.classify import METHODS, SUBBIT_BLOCK, SUBBIT_ETA, ClassifyConfig, load_data, main, settings
 from spiknerf.bench.datasets import DATASETS
 from spiknerf.bench.peer_spikingjelly import ensure_spikingjelly
-from spiknerf.results import SHARED_MACHINE, Results, provenance, write_results
+from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
 from spiknerf.results.reports import classify_row, memory_row, peer_row
 
@@ -91,7 +91,7 @@ def run(argv: list[str]) -> int:
     args = parse(argv)
     out = Path(args.out)
     command = " ".join(["python scripts/bench_classify.py", *argv])
-    prov = provenance(command, conditions=SHARED_MACHINE)
+    prov = provenance(command)
     have_peer = not args.skip_peer and ensure_spikingjelly(not args.no_install)
     jobs = {(d, m): job(out, d, m, T_DEFAULT, args.seeds) for d in args.datasets for m in METHODS}
     probes = {} if args.skip_memory else {(m, t): job(out, "mnist5k", m, t, 1, epochs=1)

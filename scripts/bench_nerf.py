@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from spiknerf.paths import LEGO
-from spiknerf.results import SHARED_MACHINE, Results, provenance, write_results
+from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
 from spiknerf.results.measure import peak_rss_mb
 
@@ -103,7 +103,7 @@ def main() -> None:
         print(f"note: {LEGO} not found; lego configurations skipped", file=sys.stderr)
     names = [n for n in (args.only or CONFIGS) if LEGO.is_dir() or not n.startswith("lego")]
     command = "python scripts/bench_nerf.py" + (f" --only {' '.join(args.only)}" if args.only else "")
-    prov = provenance(command, conditions=SHARED_MACHINE)
+    prov = provenance(command)
     rows = []
     for name in names:
         if (runs / name).exists():

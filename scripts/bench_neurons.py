@@ -46,7 +46,7 @@ from torch import Tensor
 
 from spiknerf.bench.memory import SavedTensorMeter
 from spiknerf.neurons import BinaryLIF, TernaryLIF
-from spiknerf.results import SHARED_MACHINE, Results, provenance, write_results
+from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
 from spiknerf.results.measure import rss_growth_mb
 
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     argv_text = " ".join(sys.argv[1:]) if argv is None else " ".join(argv)
     command = "python scripts/bench_neurons.py" + (f" {argv_text}" if argv_text else "")
-    prov = provenance(command, conditions=SHARED_MACHINE)
+    prov = provenance(command)
     start = time.perf_counter()
     from spiknerf.bench.peer_spikingjelly import ensure_spikingjelly
 

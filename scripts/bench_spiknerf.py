@@ -52,8 +52,7 @@ PRESETS = ("fast", "mlp")
 SCENES: dict[str, list[str]] = {"lego-100": ["--data", str(LEGO), "--downscale", "8"], "builtin": []}
 TABLE_NAMES = {"lego-100": "lego100", "builtin": "builtin"}
 SCENE_LABELS = {"lego-100": "lego 100 x 100", "builtin": "built-in"}
-CONDITIONS = ("each run in a fresh process; runs sharing the machine with other jobs have indicative times "
-              "(train s, ms/step, wall), which need a rerun on a quiet machine")
+CONDITIONS = "each run in a fresh process, one after the other"
 
 
 def spiknerf(args: list[str], out: Path, reuse: bool) -> float:

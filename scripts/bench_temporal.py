@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from spiknerf.bench.recurrent import NEURONS, RecurrentSNN, temporal_neuron
 from spiknerf.bench.temporal import SETTINGS, TASKS, TemporalConfig, main
-from spiknerf.results import SHARED_MACHINE, Results, provenance, write_results
+from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
 from spiknerf.results.measure import rss_growth_mb
 from spiknerf.results.reports import (
@@ -96,7 +96,7 @@ def bench(argv: list[str]) -> int:
         print(json.dumps(probe(args.probe)))
         return 0
     out = Path(args.out)
-    prov = provenance(" ".join(["python scripts/bench_temporal.py", *argv]), conditions=SHARED_MACHINE)
+    prov = provenance(" ".join(["python scripts/bench_temporal.py", *argv]))
     t0 = time.time()
     rss = {kind: rss_growth(kind) for kind in PROBES}
     results = {(t, n): run(t, n, args.seeds, out) for t in TASKS for n in NEURONS}

@@ -26,7 +26,7 @@ from spiknerf.bench.classifier import Data, Settings
 from spiknerf.bench.classify import EPOCHS, METHODS, SHIFT, ltmd_runner
 from spiknerf.bench.datasets import load_dataset, split
 from spiknerf.bench.tasks import SequenceData, load_vowels
-from spiknerf.results import SHARED_MACHINE, Results, provenance, write_results
+from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
 
 SPREADS = (1.5, 2.0, 3.0)
@@ -110,7 +110,7 @@ def main() -> None:
     torch.set_num_threads(1)
     for name, sweep in (("vowels", vowels), ("ltmd", ltmd), ("epochs", epochs)):
         if args.only in (None, name):
-            prov = provenance(f"python scripts/validate_settings.py --only {name}", conditions=SHARED_MACHINE)
+            prov = provenance(f"python scripts/validate_settings.py --only {name}")
             rows, settings = sweep()
             write_results(Results(table=f"validation_{name}", rows=rows, settings=settings, **prov))
     regenerate()

@@ -152,3 +152,16 @@ def test_readme_links_resolve():
     for target in ("docs/benchmarks.md", "scenes/README.md", "docs/images/readme-spike-map.png"):
         assert f"]({target})" in text and (ROOT / target).exists(), target
     assert "](docs/security.md)" in text  # written on another branch
+
+
+def test_provenance_says_whether_other_jobs_shared_the_machine(monkeypatch):
+    from spiknerf.results import store
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    quiet = store.provenance("python x.py", conditions="one run", code="abc1234")
+    assert quiet["conditions"].startswith("one run; the 1-minute load average was 0.10")
+    assert quiet["conditions"].endswith("a quiet machine")
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 3.0, 2.0))
+    busy = store.provenance("python x.py", code="abc1234")
+    assert "3.50" in busy["conditions"] and "rerun on a quiet machine" in busy["conditions"]
+    assert busy["source"] == "measured" and busy["machine"]["cores"] == os.cpu_count()

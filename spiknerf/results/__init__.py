@@ -11,7 +11,6 @@
 from spiknerf.results.store import (
     MEASURED,
     RESULTS_DIR,
-    SHARED_MACHINE,
     Results,
     load_results,
     load_table,
@@ -19,5 +18,4 @@ from spiknerf.results.store import (
     write_results,
 )
 
-__all__ = ["MEASURED", "RESULTS_DIR", "SHARED_MACHINE", "Results", "load_results", "load_table", "provenance",
-           "write_results"]
+__all__ = ["MEASURED", "RESULTS_DIR", "Results", "load_results", "load_table", "provenance", "write_results"]

@@ -41,6 +41,7 @@ SCHEMA = 1
 MEASURED = "measured"
 SHARED_MACHINE = ("other jobs shared the CPU while this ran, so its timings are indicative only; "
                   "they need a rerun on a quiet machine")
+QUIET_LOAD = 0.5  # a 1-minute load average below this when a driver starts: nothing else was running
 
 
 @dataclass
@@ -143,9 +144,25 @@ def machine(device: str = "cpu") -> dict[str, Any]:
             "platform": platform.machine()}
 
 
+def load_conditions() -> str:
+    """What the load average says about other jobs on the machine, read when a driver starts (before its
+    own jobs add to it)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return "the machine's load was not recorded"
+    if load < QUIET_LOAD:
+        return f"the 1-minute load average was {load:.2f} when the driver started: a quiet machine"
+    return f"the 1-minute load average was {load:.2f} when the driver started: {SHARED_MACHINE}"
+
+
 def provenance(command: str, device: str = "cpu", conditions: str | None = None,
                code: str | None = None) -> dict[str, Any]:
-    """The provenance fields of a results file measured now (``code``: read it before long runs start,
-    so that editing the tree meanwhile does not mark the runs dirty)."""
+    """The provenance fields of a results file measured now.
+
+    ``conditions`` adds to what the load average says; ``code``: read it before long runs start, so that
+    editing the tree meanwhile does not mark the runs dirty.
+    """
+    said = "; ".join(c for c in (conditions, load_conditions()) if c)
     return {"command": command, "code": code or code_version(), "date": time.strftime("%Y-%m-%d"),
-            "machine": machine(device), "source": MEASURED, "conditions": conditions}
+            "machine": machine(device), "source": MEASURED, "conditions": said}
