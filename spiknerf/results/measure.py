@@ -44,6 +44,7 @@ def rss_growth_mb(fn: Callable[[], object]) -> float | None:
     except OSError:
         return None
     before = _status_mb("VmRSS")
-    fn()
+    result = fn()  # held while the peak is read: the kernel may update VmHWM lazily, but VmRSS counts it
     after = _status_mb("VmHWM")
+    del result
     return None if before is None or after is None else after - before
