@@ -1,6 +1,6 @@
 """Check the CUDA paths against the CPU, and time them: the neuron core, the fields, the fold.
 
-    python scripts/check_cuda.py [--json FILE]
+    python scripts/check_cuda.py [--no-results]
 
 The test suite runs on the CPU only, so it never reaches the CUDA paths: the
 neurons' eager kernels (the CPU compiles them), the fields under CUDA, the
@@ -13,18 +13,19 @@ folded student on CUDA. On a machine with a CUDA device this script checks:
 4. one forward+backward on CUDA: the neuron on [2, 65536, 64], and each field on 8192 samples under bf16 autocast,
    as a training step runs it.
 
-It prints a table and exits 1 if a check fails.
+It prints every check, writes the worst case of each kind of check to ``docs/results/cuda_checks.json`` and
+the timings to ``cuda_timing.json`` (unless ``--no-results``), regenerates the docs, and exits 1 if a check
+fails.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -33,6 +34,8 @@ from torch import Tensor, nn
 from spiknerf.nerf.presets import build_student, build_teacher
 from spiknerf.nerf.train import TrainConfig
 from spiknerf.neurons import calibrate_offsets, count_ops, make_neuron, reparameterize
+from spiknerf.results import Results, provenance, write_results
+from spiknerf.results.docs import regenerate
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
 CUDA = torch.device("cuda")
@@ -163,6 +166,25 @@ def time_cuda() -> list[dict]:
     return rows
 
 
+def worst_cases(checks: list[dict]) -> list[dict]:
+    """One row per kind of check: its worst value over all the cases checked."""
+    neurons = [r for r in checks if r["check"].startswith("neuron")]
+    fields_ = [r for r in checks if "CUDA vs CPU" in r["check"] and not r["check"].startswith("neuron")]
+    folds = [r for r in checks if "folded" in r["check"]]
+    return [
+        {"check": "neuron binary / ternary / signed-ternary, hard and soft reset, [2, 65536, 64]: spikes CUDA vs CPU",
+         "measure": "share of mismatched spikes", "worst": max(r["spike mismatch"] for r in neurons), "detail": None},
+        {"check": "the same: input gradients", "measure": "relative error",
+         "worst": max(r["grad rel. error"] for r in neurons), "detail": None},
+        {"check": "fields (fast and paper teacher and student), same weights, float32: density and colour",
+         "measure": "relative error", "worst": max(max(r["sigma rel. error"], r["rgb rel. error"]) for r in fields_),
+         "detail": None},
+        {"check": "folded (addition-only) student vs training form on CUDA, fast and paper preset",
+         "measure": "max abs diff", "worst": max(r["max abs diff"] for r in folds),
+         "detail": "mean firing rate " + " / ".join(f"{r['mean firing rate']:.3f}" for r in folds)},
+    ]
+
+
 def show(rows: list[dict]) -> None:
     for r in rows:
         print("  ".join(f"{k}: {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in r.items()))
@@ -170,7 +192,7 @@ def show(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--no-results", action="store_true", help="print only; write no results file")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("error: no CUDA device", file=sys.stderr)
@@ -180,10 +202,15 @@ def main() -> None:
     timings = time_cuda()
     show(checks)
     show(timings)
-    if args.json:
-        args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(), "checks": checks,
-                                         "timings": timings}, indent=1))
     failed = [r["check"] for r in checks if not r["ok"]]
+    if not args.no_results:
+        env = "SPIKNERF_COMPILE=0 " if os.environ.get("SPIKNERF_COMPILE") == "0" else ""
+        prov = provenance(f"{env}python scripts/check_cuda.py", device="cuda")
+        write_results(Results(table="cuda_checks", rows=worst_cases(checks), summary={"all_passed": not failed},
+                              **prov))
+        write_results(Results(table="cuda_timing", rows=[{"what": r["timing"], "ms": r["ms"]} for r in timings],
+                              **prov))
+        regenerate()
     print("FAILED: " + "; ".join(failed) if failed else "all checks passed")
     sys.exit(1 if failed else 0)
 

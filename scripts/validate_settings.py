@@ -9,7 +9,8 @@
 * epochs (classification benchmark): the MNIST-5k training budget, 30 or 60 epochs, for lif and ltmd,
   holding out a fifth of the training split of seeds 0 to 3.
 
-Prints one line per setting: the validation accuracy of each fold or seed and their mean.
+Prints one line per setting (the validation accuracy of each fold or seed and their mean), writes each sweep
+to ``docs/results/validation_<sweep>.json`` and regenerates the docs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from spiknerf.bench.classifier import Data, Settings
 from spiknerf.bench.classify import EPOCHS, METHODS, SHIFT, ltmd_runner
 from spiknerf.bench.datasets import load_dataset, split
 from spiknerf.bench.tasks import SequenceData, load_vowels
+from spiknerf.results import Results, provenance, write_results
+from spiknerf.results.docs import regenerate
 
 SPREADS = (1.5, 2.0, 3.0)
 DROP_RATES = (0.1, 0.2, 0.3)
@@ -34,15 +37,23 @@ EPOCH_BUDGETS = (30, 60)
 EPOCH_SEEDS = (0, 1, 2, 3)
 
 
-def report(label: str, accs: list[float]) -> None:
-    print(f"{label}: {' / '.join(f'{100 * a:.2f}' for a in accs)} -> mean {100 * np.mean(accs):.2f} %", flush=True)
+Row = dict
 
 
-def vowels() -> None:
+def report(rows: list[Row], dataset: str, model: str, accs: list[float]) -> None:
+    """Print one setting's validation accuracies and keep them as a row (percent)."""
+    print(f"{dataset} {model}: {' / '.join(f'{100 * a:.2f}' for a in accs)} -> mean {100 * np.mean(accs):.2f} %",
+          flush=True)
+    rows.append({"dataset": dataset, "model": model, "accuracy": 100 * float(np.mean(accs)),
+                 "per_split": [100 * a for a in accs]})
+
+
+def vowels() -> tuple[list[Row], dict]:
     data = load_vowels()
     perm = torch.randperm(data.x_train.shape[1], generator=torch.Generator().manual_seed(123))
     everyone = torch.arange(len(perm))
     base = temporal.SETTINGS["vowels"]
+    rows: list[Row] = []
     try:
         for neuron in ("hetsyn", "hetneuron"):
             for spread in SPREADS:
@@ -57,9 +68,10 @@ def vowels() -> None:
                     cfg = temporal.TemporalConfig(task="vowels", neuron=neuron, seeds=1, seed=fold,
                                                   tb="runs/validate/vowels", noise="")
                     accs.append(temporal.run_seed(cfg, fold, [], sub)["accuracy"])
-                report(f"vowels {neuron} spread {spread:g}", accs)
+                report(rows, "vowels", f"{neuron} spread {spread:g}", accs)
     finally:
         temporal.SETTINGS["vowels"] = base
+    return rows, {"splits": f"{FOLDS} folds of the JapaneseVowels training set"}
 
 
 def validation_accuracy(runner, dataset: str, seed: int, epochs: int) -> float:
@@ -71,19 +83,24 @@ def validation_accuracy(runner, dataset: str, seed: int, epochs: int) -> float:
     return runner(data, Settings(T=4, epochs=epochs, shift=SHIFT[dataset], seed=seed), None).accuracy
 
 
-def ltmd() -> None:
+def ltmd() -> tuple[list[Row], dict]:
+    rows: list[Row] = []
     for dataset in ("mnist5k", "digits"):
         for p in (None, *DROP_RATES):  # None: lif, for reference
             runner = METHODS["lif"] if p is None else ltmd_runner(p)
             accs = [validation_accuracy(runner, dataset, seed, EPOCHS[dataset]) for seed in SEEDS]
-            report(f"{dataset} {'lif' if p is None else f'ltmd p {p:g}'}", accs)
+            report(rows, dataset, "lif" if p is None else f"ltmd p {p:g}", accs)
+    seeds = " and ".join(map(str, SEEDS))
+    return rows, {"splits": f"a fifth of the training split of seeds {seeds}", "mnist5k epochs": EPOCHS["mnist5k"]}
 
 
-def epochs() -> None:
+def epochs() -> tuple[list[Row], dict]:
+    rows: list[Row] = []
     for budget in EPOCH_BUDGETS:
         for method in ("lif", "ltmd"):
             accs = [validation_accuracy(METHODS[method], "mnist5k", seed, budget) for seed in EPOCH_SEEDS]
-            report(f"mnist5k {method} {budget} epochs", accs)
+            report(rows, "mnist5k", f"{method} {budget} epochs", accs)
+    return rows, {"splits": f"a fifth of the training split of seeds {EPOCH_SEEDS[0]} to {EPOCH_SEEDS[-1]}"}
 
 
 def main() -> None:
@@ -93,7 +110,10 @@ def main() -> None:
     torch.set_num_threads(1)
     for name, sweep in (("vowels", vowels), ("ltmd", ltmd), ("epochs", epochs)):
         if args.only in (None, name):
-            sweep()
+            prov = provenance(f"python scripts/validate_settings.py --only {name}")
+            rows, settings = sweep()
+            write_results(Results(table=f"validation_{name}", rows=rows, settings=settings, **prov))
+    regenerate()
 
 
 if __name__ == "__main__":

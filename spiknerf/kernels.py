@@ -3,10 +3,10 @@
 On a 2-core CPU the NeRF step and the spiking neurons are bound by long chains
 of elementwise integer and float ops (hashing, trilinear weights, ray marching
 masks; a neuron's charge, fire and reset over T steps and its BPTT). Compiled,
-each chain fuses into one C++ loop: the hash-grid forward runs about 7x faster,
-a ternary layer's forward and backward about 3.5x. Each function compiles once
-per process and configuration on first use (seconds for a neuron, 20-30 s for
-the hash grid; torch caches the result on disk). ``SPIKNERF_COMPILE=0`` keeps
+each chain fuses into one C++ loop, several times faster than eager (the
+neurons: docs/benchmarks.md, "Neuron core speed"). Each function compiles once
+per process and configuration on first use (the hash grid takes longest; torch
+caches the result on disk). ``SPIKNERF_COMPILE=0`` keeps
 everything eager; a failed compile (no C++ compiler, say) warns once and falls
 back to eager.
 """

@@ -1,14 +1,12 @@
 """Real data: the lego poses and the loader's rays agree (skipped when ../shared/data is absent)."""
 
-from pathlib import Path
 
 import pytest
 import torch
 
 from spiknerf.nerf.data import load_scene
 from spiknerf.nerf.rays import pixel_rays
-
-LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_synthetic" / "lego"
+from spiknerf.paths import LEGO
 
 pytestmark = pytest.mark.skipif(not (LEGO / "transforms_train.json").is_file(), reason=f"{LEGO} is absent")
 

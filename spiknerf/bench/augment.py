@@ -1,9 +1,9 @@
 """Training-time augmentation of flattened square images.
 
 A random translation by up to ``pixels`` in each direction (zero fill) is the
-cheapest augmentation that helps a pixel MLP: with 4,000 MNIST training images
-it is worth about three points of test accuracy. Digits at 8 x 8 are too small
-for it (one pixel is an eighth of the image), so their default is no shift.
+cheapest augmentation that helps a pixel MLP trained on a few thousand MNIST
+images. Digits at 8 x 8 are too small for it (one pixel is an eighth of the
+image), so their default is no shift.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Every sequence tensor is ``[T, B, channels]`` (time first), labels are int64 ``[
   fires at a background rate. Sequences are aligned at the end (leading
   background pads shorter delays), so the response window is always the last
   ``response_steps`` steps: ``[T, B, n_in]`` with
-  ``T = 2 cue_steps + max delay + response_steps`` (75, or 135 at 2x delays).
+  ``T = 2 cue_steps + max delay + response_steps`` (75, or 135 at twice the delays).
 * ``vowels``: JapaneseVowels (aeon; 9 speakers, 270 train / 370 test, 7..29
   frames of 12 LPC cepstra), standardised with training statistics and
   left-padded with zeros to 29 frames: ``[29, B, 12]``.

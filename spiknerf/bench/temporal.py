@@ -18,7 +18,6 @@ the process's peak resident memory.
 from __future__ import annotations
 
 import math
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from spiknerf.bench.recurrent import NEURONS, RecurrentSNN, temporal_neuron
 from spiknerf.bench.tasks import SequenceData, load_smnist, load_vowels
 from spiknerf.bench.temporal_protocols import DMSProtocol, PatternProtocol, Protocol, SequenceProtocol
 from spiknerf.errors import InputError
+from spiknerf.results.measure import peak_rss_mb
 
 TASKS: tuple[str, ...] = ("pattern", "dms", "vowels", "smnist")
 
@@ -60,8 +60,7 @@ class TaskSettings:
 SETTINGS: dict[str, TaskSettings] = {
     "pattern": TaskSettings(hidden=64, epochs=30, batch_size=1, lr=1e-2, tau=10.0, tau_spread=4.0, weight_gain=3.0),
     "dms": TaskSettings(hidden=64, epochs=30, batch_size=64, lr=1e-2, tau=10.0, tau_spread=4.0, weight_gain=3.0),
-    # vowels: hetsyn's spread 1.5 and hetneuron's 3 were the best of 1.5, 2 and 3 on 3 validation folds of
-    # the training set (hetsyn 95.6 / 94.4 / 94.8 %, hetneuron 94.1 / 94.8 / 95.6 %; scripts/validate_settings.py)
+    # vowels: the spreads were picked on validation folds of the training set (docs/results/validation_vowels.json)
     "vowels": TaskSettings(hidden=64, epochs=60, batch_size=30, lr=1e-2, tau=5.0, tau_spread=3.0, weight_gain=3.0,
                            augment=0.5, synapse_spread=1.5),
     "smnist": TaskSettings(hidden=64, epochs=12, batch_size=100, lr=1e-2, tau=5.0, tau_spread=3.0, weight_gain=3.0),
@@ -230,7 +229,7 @@ def main(cfg: TemporalConfig) -> int:
         torch.set_num_threads(threads)  # a caller in the same process keeps its setting
     result = {"task": cfg.task, "neuron": cfg.neuron, "hidden": cfg.hidden or s.hidden,
               "epochs": cfg.epochs or s.epochs, "seeds": [r["seed"] for r in runs], **aggregate(runs),
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "runs": runs}
+              "peak_rss_mb": peak_rss_mb(), "runs": runs}
     if cfg.json:
         write_json_atomic(cfg.json, result)
     return 0

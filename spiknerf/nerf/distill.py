@@ -10,9 +10,8 @@ which is what volume rendering reads from them. Raw densities span several
 orders of magnitude (the hash-grid field's reach 10^3); even after
 ``log(1 + σ)`` an MSE on them pulls as hard on empty space (σδ ≈ 0) and on
 opaque interiors (α ≈ 1), where no value changes the image, as on surfaces.
-That term cost the built-in scene's student 0.35 dB against its teacher
-(docs/benchmarks.md, "Spik-NeRF distillation weights"); on opacities the gap
-is 0.1 dB.
+On both scenes that term left the student further behind its teacher than the
+opacity term does (docs/notes/2026-11-28-distillation-weights.md).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from spiknerf.kernels import CpuCompiled
 
 # The hash keeps only the low log2_table bits, so int32 arithmetic that wraps
-# gives the same rows as int64 and is about 10x faster on the CPU (AVX2 has no
+# gives the same rows as int64 and is much faster on the CPU (AVX2 has no
 # 64-bit multiply); 2654435761 is written as its int32 two's-complement value.
 _PRIMES = (1, 2654435761 - 2**32, 805459861)
 
@@ -85,8 +85,8 @@ class _GridEncode(torch.autograd.Function):
     """Hash-grid encoding with a hand-written backward: one ``bincount`` per feature channel.
 
     On the CPU that scatter is several times faster than ``index_add_`` into
-    ``[rows, 2]`` (itself about 7x slower again with int32 indices) and far
-    faster than the sort-based backward of ``F.embedding``.
+    ``[rows, 2]`` (itself slower again with int32 indices) and far faster than
+    the sort-based backward of ``F.embedding``.
     """
 
     @staticmethod

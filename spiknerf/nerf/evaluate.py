@@ -93,8 +93,8 @@ def reparam_difference(model: nn.Module, sampler: nn.Module, split: Split, backg
     other; such ties flip a few spikes in either form alone (a different batch
     size does it too). Evaluated in float64 the ties vanish and what remains is
     the difference the re-parameterization itself makes. A few thousand rays
-    rather than the whole split: the paper preset renders a 100 x 100 view in
-    about half a minute, and the check renders every ray twice.
+    rather than the whole split: the paper preset renders slowly on a CPU
+    (docs/benchmarks.md, "NeRF pipeline"), and the check renders every ray twice.
     """
     model = copy.deepcopy(model).to(dtype)
     folded = reparameterize(model, offsets=offsets, inputs=tuple(t.to(dtype) for t in wiring_inputs))

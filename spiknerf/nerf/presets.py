@@ -6,10 +6,11 @@
   so that it fits a CPU.
 * ``mlp``: the same kind of MLP at 4 x 128, marched through the occupancy grid:
   as in the paper, every hidden layer of its student spikes, but teacher and
-  student train on a 2-core CPU in about half an hour (the paper preset takes
-  hours per model there). Both models get 12000 steps: at 4000 the teacher
-  ended below its own spiking students, and the students were far from
-  converged (the no-KD binary student 23.4 dB on lego at 4000, 27.5 at 12000).
+  student train on a CPU in a fraction of the paper preset's time
+  (docs/benchmarks.md, "mlp preset"). Teacher and student get the same steps:
+  with a third of them the teacher ended below its own spiking students, and
+  the students were far from converged
+  (docs/notes/2026-11-28-spiknerf-table-history.md).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
 class Preset:
     name: str
     steps: int  # default training steps of the teacher
-    student_steps: int  # and of the student (its step costs about 1.3 to 1.4 times the teacher's on the CPU)
+    student_steps: int  # and of the student (its step costs more than the teacher's: docs/benchmarks.md)
     lr: float
     target_samples: int  # samples per batch; the number of rays follows the samples per ray
     min_rays: int

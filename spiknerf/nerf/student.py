@@ -28,12 +28,11 @@ class SpikingNGPField(nn.Module):
     The colour branch's first layer reads the trunk's spikes plus two analog currents computed once per
     sample: the view direction's and the encoding's (``skip_current``). At T = 2 a ternary trunk unit driven
     by a constant current has only a handful of possible spike trains (five spike counts at most, see
-    ``presets.build_student``), too coarse to carry fine colour on its own: with a hard reset the skip took
-    the distilled student's gap to its teacher from 0.73 to about 0.3 dB on lego and from 1.59 to about 0.8
-    dB on the built-in scene (docs/benchmarks.md). A wider colour branch (``color_hidden``) narrows the gap
-    further but spends the energy the spikes save: at 128 the built-in gap fell to 0.42 dB (exploratory
-    run, hard reset), but on lego the student cost 1.11x the teacher's energy per sample and 2.08x its step
-    time. The skip also carries position past the spikes, and so hides part of what ternary spikes add over
+    ``presets.build_student``), too coarse to carry fine colour on its own: in exploratory runs with the
+    earlier hard reset the skip roughly halved the distilled student's gap to its teacher on both scenes.
+    A wider colour branch (``color_hidden``) narrows the gap further but spends the energy the spikes save:
+    at twice the width the lego student cost more energy per sample than its teacher, and a slower step.
+    The skip also carries position past the spikes, and so hides part of what ternary spikes add over
     binary ones. ``color_skip=False`` (``--no-color-skip``) leaves it out, so that colour as well as density
     passes through spikes: both students lose accuracy and spend less energy, binary more than ternary
     (docs/benchmarks.md, ``bench_spiknerf.py --spike-only``).

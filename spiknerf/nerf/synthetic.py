@@ -292,8 +292,8 @@ def write_scene(out: str | Path, spec: SceneSpec = SceneSpec()) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     threads = torch.get_num_threads()
-    # A view is ~65k rays: thread barriers cost more than they give, and on a busy
-    # 2-core CPU two threads rendered a 147k-ray view in 20 s, one thread in 0.4 s.
+    # A view is a few tens of thousands of rays: thread barriers cost more than they
+    # give, and on a busy CPU two threads rendered a view far more slowly than one.
     torch.set_num_threads(1)
     try:
         rng = np.random.default_rng(spec.seed)

@@ -162,7 +162,7 @@ def make_optimizer(model: nn.Module, preset: Preset) -> torch.optim.Adam:
     table = [p for n, p in model.named_parameters() if n.startswith("encoding.")]
     rest = [p for n, p in model.named_parameters() if not n.startswith("encoding.")]
     groups = [{"params": rest, "weight_decay": 1e-6}] + ([{"params": table}] if table else [])
-    return torch.optim.Adam(groups, lr=preset.lr, eps=1e-15, fused=True)  # fused: ~10x faster step on CPU
+    return torch.optim.Adam(groups, lr=preset.lr, eps=1e-15, fused=True)  # fused: a much faster step on the CPU
 
 
 class Phase:
@@ -255,8 +255,8 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     grid, left as it is, and the teacher's density to drop the samples behind spent transmittance. The
     student learns the teacher's density, so the teacher's grid is already the one it would converge to,
     and its samples are those the KD targets describe best. Marching its own young density instead, the mlp
-    preset's student refreshed the whole grid through its spiking MLP during warm-up (its first 500 steps
-    took twelve times as long) and its step cost 2.7x the teacher's, against 1.3x now (docs/benchmarks.md).
+    preset's student refreshed the whole grid through its spiking MLP during warm-up, and its warm-up and
+    its steps were much slower than they are now (docs/notes/2026-11-28-spiknerf-table-history.md).
     Evaluation and rendering march the student's own density.
     """
     train, test = scene.splits["train"], scene.splits["test"]

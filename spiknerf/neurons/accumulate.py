@@ -18,7 +18,23 @@ SPIKE_VALUES = (1, -1, 2, -2)  # the non-zero values a folded ternary spike can 
 
 
 def accumulate_linear(s: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``W s + b`` for ``s`` in {-2, -1, 0, 1, 2} ``[..., in]`` by gathering and adding weight columns."""
+    """``W s + b`` for ``s`` in {-2, -1, 0, 1, 2} ``[..., in]`` by gathering and adding weight columns.
+
+    Args:
+        s: folded spikes ``[..., in]``, each -2, -1, 0, 1 or 2.
+        weight: ``[out, in]``.
+        bias: ``[out]`` or ``None``.
+
+    Returns:
+        ``[..., out]``, equal to ``F.linear(s, weight, bias)`` up to float rounding.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import accumulate_linear
+        >>> w = torch.tensor([[1.0, 2.0, 3.0]])
+        >>> accumulate_linear(torch.tensor([[1.0, -2.0, 0.0]]), w, torch.tensor([0.5])).tolist()
+        [[-2.5]]
+    """
     out_features, in_features = weight.shape
     if s.shape[-1] != in_features:
         raise ValueError(f"s must end in {in_features} features (got shape {tuple(s.shape)})")

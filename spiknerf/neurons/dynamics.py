@@ -47,7 +47,16 @@ RESETS: tuple[str, ...] = ("hard", "soft")
 
 
 class LIFParameters(NamedTuple):
-    """Constants of a LIF neuron (the threshold θ is passed separately: it may be learnable)."""
+    """Constants of a LIF neuron (the threshold θ is passed separately: it may be learnable).
+
+    Attributes:
+        kind: ``"binary"``, ``"ternary"`` or ``"signed_ternary"``.
+        tau: membrane time constant τ >= 1; the leak per step is ``a = 1 - 1/τ``.
+        delta_v: a ternary neuron's second level: it fires 2 at ``θ + delta_v``.
+        reset: ``"hard"`` (to 0) or ``"soft"`` (subtract θ S).
+        decay_input: scale the input by ``1/τ`` (``c = 1/τ``), else ``c = 1``.
+        detach_reset: drop the reset's dependence on H and θ from the gradient.
+    """
 
     kind: str = "ternary"
     tau: float = 4.0
@@ -58,7 +67,11 @@ class LIFParameters(NamedTuple):
 
 
 class LIFState(NamedTuple):
-    """Membrane potential after the reset of the previous step."""
+    """The state of a LIF neuron between steps.
+
+    Attributes:
+        v: the membrane potential after the reset of the previous step (the shape of one step's input).
+    """
 
     v: Tensor
 
@@ -129,7 +142,27 @@ def lif_step(
     theta: Tensor | float,
     surrogate: Surrogate,
 ) -> tuple[Tensor, LIFState]:
-    """One step: charge, fire, reset. Returns the spikes and the new state."""
+    """One step: charge, fire, reset.
+
+    Args:
+        x: input current of this step ``[B, ...]``.
+        state: the membrane potential after the previous step.
+        p: the neuron's constants.
+        theta: the threshold θ (a float, or a tensor when learnable).
+        surrogate: the derivative that stands in for Θ's when autograd records.
+
+    Returns:
+        The spikes ``[B, ...]`` and the new state.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import LIFParameters, LIFState, Surrogate, lif_step
+        >>> p = LIFParameters(kind="ternary", tau=4.0, delta_v=0.5, reset="soft", decay_input=False)
+        >>> x = torch.tensor([0.3, 0.6, 1.2])
+        >>> s, state = lif_step(x, LIFState(torch.zeros(3)), p, 0.5, Surrogate("atan"))
+        >>> s.tolist(), [round(v, 4) for v in state.v.tolist()]  # soft reset: H - θ S carries over
+        ([0.0, 1.0, 2.0], [0.3, 0.1, 0.2])
+    """
     h = charge(state.v, x, p)
     s, fired = fire(h, theta, p, surrogate)
     return s, LIFState(reset(h, s, fired, theta, p))
@@ -250,6 +283,27 @@ class _MultiStepLIF(torch.autograd.Function):
 
 
 def lif_multistep(x: Tensor, p: LIFParameters, theta: Tensor | float, surrogate: Surrogate) -> Tensor:
-    """Spikes ``[T, B, ...]`` for input currents ``[T, B, ...]``, starting from V = 0."""
+    """Spikes for a whole sequence, as one autograd node with the hand-written BPTT of the module docstring.
+
+    Args:
+        x: input currents ``[T, B, ...]``.
+        p: the neuron's constants.
+        theta: the threshold θ (a float, or a tensor when learnable; it then gets a gradient).
+        surrogate: the derivative that stands in for Θ's in backward.
+
+    Returns:
+        Spikes ``[T, B, ...]``, starting from V = 0; the same as :func:`lif_step` over the steps.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import LIFParameters, Surrogate, lif_multistep
+        >>> p = LIFParameters(kind="binary", tau=2.0, decay_input=False)
+        >>> x = torch.full((3, 1), 0.4, requires_grad=True)  # T = 3 steps of a constant current
+        >>> s = lif_multistep(x, p, 0.5, Surrogate("atan"))
+        >>> s[:, 0].tolist()
+        [0.0, 1.0, 0.0]
+        >>> s.sum().backward(); x.grad.shape
+        torch.Size([3, 1])
+    """
     theta_t = torch.as_tensor(theta, dtype=x.dtype, device=x.device)
     return _MultiStepLIF.apply(x, theta_t, p, surrogate)

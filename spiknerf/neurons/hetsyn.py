@@ -46,8 +46,8 @@ needs no stored or recomputed synaptic state: backward holds two
 neuron-sized tensors. Samples are independent, so forward and backward run
 over batch chunks of b samples, with b chosen (:func:`batch_chunk`) so that
 these buffers take at most half the bytes of the neuron-sized tensors saved
-for backward: training memory stays O(T·B·N) like an LIF layer's, about 1.5x
-of it (measured in docs/benchmarks.md), at the price of more, smaller steps.
+for backward: training memory stays O(T·B·N) like an LIF layer's, a small
+multiple of it (docs/results/temporal_cost.json), at the price of more, smaller steps.
 The ``[K, b, N_out]`` layout turns the three contractions into batched
 matrix-vector products over i.
 """
@@ -68,25 +68,36 @@ DECAYS: tuple[str, ...] = ("layer", "neuron", "synapse")
 
 
 class HetSynParameters(NamedTuple):
-    """Constants of a HetSynLIF layer (decays and weights are tensors, passed separately)."""
+    """Constants of a HetSynLIF layer (decays and weights are tensors, passed separately).
+
+    Attributes:
+        v_threshold: θ.
+        adaptation: β, the threshold's increase per unit of A (ALIF); 0 switches it off.
+        adapt_decay: ρ_a, the decay of A per step.
+        recurrent: the layer reads its own spikes of the previous step.
+    """
 
     v_threshold: float = 1.0
-    adaptation: float = 0.0  # β: threshold increase per unit of A (ALIF); 0 switches it off
-    adapt_decay: float = 0.0  # ρ_a
+    adaptation: float = 0.0
+    adapt_decay: float = 0.0
     recurrent: bool = True
 
 
 class HetSynState(NamedTuple):
     """State after step t-1.
 
-    ``i`` is the synaptic current ``[B, N_out, K]``, or its sum over synapses
-    ``[B, N_out]`` when the decays are per neuron or per layer.
+    Attributes:
+        i: the synaptic current ``[B, N_out, K]``, or its sum over synapses ``[B, N_out]`` when the
+            decays are per neuron or per layer.
+        j: the reset current ``[B, N_out]``.
+        a: the threshold adaptation ``[B, N_out]``.
+        z: the spikes ``[B, N_out]``.
     """
 
     i: Tensor
-    j: Tensor  # reset current [B, N_out]
-    a: Tensor  # threshold adaptation [B, N_out]
-    z: Tensor  # spikes [B, N_out]
+    j: Tensor
+    a: Tensor
+    z: Tensor
 
 
 def hetsyn_step(
@@ -98,7 +109,21 @@ def hetsyn_step(
     p: HetSynParameters,
     surrogate: Surrogate,
 ) -> tuple[Tensor, HetSynState]:
-    """One step on input ``[B, N_in]``; ``weight``/``decay`` are ``[N_out, K]`` (decay may be ``[N_out, 1]``)."""
+    """One step of the HetSynLIF equations (module docstring), with plain autograd.
+
+    Args:
+        x: input ``[B, N_in]``.
+        state: the state after the previous step (:meth:`HetSynLIF.initial_state` for the first).
+        weight: ``[N_out, K]``, ``K = N_in (+ N_out when recurrent)``.
+        decay: the synaptic decays r: ``[N_out, K]``, or ``[N_out, 1]`` for one per neuron.
+        reset_decay: ρ ``[N_out]``.
+        p: the layer's constants.
+        surrogate: the derivative that stands in for Θ's.
+
+    Returns:
+        The spikes ``[B, N_out]`` and the new state. :class:`HetSynLIF` wraps it (``step``) and runs
+        whole sequences with a hand-written backward (``forward``).
+    """
     c = torch.cat([x, state.z], -1) if p.recurrent else x
     if state.i.dim() == 3:
         i = decay * state.i + weight * c.unsqueeze(1)
@@ -235,6 +260,26 @@ class HetSynLIF(nn.Module):
     and ``tau_adapt`` give ALIF threshold adaptation with ``ρ_a = 1 - 1/tau_adapt``.
     Weights start uniform in ``±weight_gain · sqrt(3 / K) · (1 - r)``: each
     synapse's steady response to a unit input is then independent of its τ.
+
+    Args:
+        in_features, out_features: N_in and N_out.
+        recurrent: feed the layer's spikes of the previous step back as inputs.
+        decay: ``"layer"``, ``"neuron"`` or ``"synapse"``: which decays are shared.
+        tau, tau_spread: the initial time constants, log-uniform in ``[tau / tau_spread, tau * tau_spread]``.
+        learn_decay: train the decays.
+        v_threshold: θ.
+        adaptation, tau_adapt: ALIF's β and adaptation time constant (β = 0 switches it off).
+        weight_gain: scale of the initial weights.
+        surrogate, alpha: the surrogate derivative by name, and its sharpness.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import HetSynLIF
+        >>> layer = HetSynLIF(3, 5, decay="synapse", tau=10.0, tau_spread=2.0)
+        >>> layer(torch.rand(20, 4, 3)).shape  # T = 20, B = 4
+        torch.Size([20, 4, 5])
+        >>> layer.time_constants().shape  # one per synapse: 5 neurons x (3 inputs + 5 recurrent)
+        torch.Size([40])
     """
 
     def __init__(

@@ -30,8 +30,13 @@ def check_steps(T: int) -> int:
 class SpikeLinear(nn.Linear):
     """A linear layer that reads spikes ``[..., in]``.
 
-    ``accumulate`` switches to the gather-and-add evaluation of a folded layer
-    (inputs in {-2, ..., 2}); it is set by ``reparameterize(..., accumulate=True)``.
+    :func:`~spiknerf.neurons.count_ops` counts it in synaptic operations, and
+    :func:`~spiknerf.neurons.reparameterize` folds it. ``accumulate`` switches
+    to the gather-and-add evaluation of a folded layer (inputs in {-2, ..., 2});
+    it is set by ``reparameterize(..., accumulate=True)``.
+
+    Args:
+        in_features, out_features, bias: as ``nn.Linear``'s.
     """
 
     accumulate: bool = False
@@ -49,6 +54,21 @@ class SpikingLinear(nn.Module):
     input: computed once, presented at every step) or ``[T, B, in]``, plus an
     optional extra input current ``[B, out]`` or ``[T, B, out]`` (for example a
     view-direction term computed elsewhere). It returns spikes ``[T, B, out]``.
+
+    Args:
+        in_features, out_features: sizes of the synapses.
+        neuron: a neuron module, or its kind by name (``make_neuron``).
+        T: time steps of an analog input.
+        spike_input: the input is spikes: the synapses are a :class:`SpikeLinear`.
+        bias: give the synapses a bias.
+        **neuron_kwargs: the neuron's arguments when ``neuron`` is a name.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import SpikingLinear
+        >>> layer = SpikingLinear(8, 4, neuron="ternary", T=2)
+        >>> layer(torch.rand(5, 8)).shape
+        torch.Size([2, 5, 4])
     """
 
     def __init__(
@@ -82,7 +102,15 @@ class SpikingLinear(nn.Module):
 
 
 class SpikeReadout(nn.Module):
-    """Non-spiking readout: ``mean_t(W s[t] + b)`` over spikes ``[T, B, in]`` -> ``[B, out]``."""
+    """Non-spiking readout: ``mean_t(W s[t] + b)`` over spikes ``[T, B, in]`` -> ``[B, out]``.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import SpikeReadout
+        >>> readout = SpikeReadout(4, 3)
+        >>> readout(torch.ones(2, 5, 4)).shape
+        torch.Size([5, 3])
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
@@ -98,6 +126,13 @@ class SpikingMLP(nn.Module):
 
     Input ``[B, in]`` (a constant current at every step) or ``[T, B, in]``;
     output ``[B, out]``. Extra keyword arguments configure the neurons.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import SpikingMLP
+        >>> mlp = SpikingMLP(64, 32, 10, hidden_layers=2, neuron="binary", T=4)
+        >>> mlp(torch.rand(8, 64)).shape
+        torch.Size([8, 10])
     """
 
     def __init__(

@@ -36,7 +36,22 @@ def check_sequence(x: Tensor, name: str = "x") -> None:
 
 
 class LIFNeuron(nn.Module):
-    """Multi-step LIF neuron; see :mod:`spiknerf.neurons.dynamics` for the equations."""
+    """Multi-step LIF neuron; see :mod:`spiknerf.neurons.dynamics` for the equations.
+
+    Use a subclass (:class:`BinaryLIF`, :class:`TernaryLIF`, :class:`SignedTernaryLIF`) or
+    :func:`make_neuron`. Called on input currents ``[T, B, ...]``, it returns spikes of the same shape.
+
+    Args:
+        tau: membrane time constant τ >= 1 (leak ``1 - 1/τ`` per step).
+        v_threshold: the threshold θ > 0 (its initial value when learnable).
+        surrogate: the surrogate derivative by name (``spiknerf.neurons.SURROGATES``).
+        alpha: the surrogate's sharpness; ``None`` takes the surrogate's default.
+        reset: ``"hard"`` (to 0) or ``"soft"`` (subtract θ S, so what a step leaves carries over).
+        decay_input: scale the input by ``1/τ``.
+        detach_reset: leave the reset out of the gradient.
+        learnable_threshold: θ = tanh(w) with one trainable ``w`` per layer (LTMD); needs θ < 1.
+        delta_v: a ternary neuron's second level, ``θ + delta_v``.
+    """
 
     kind: str = "binary"
 
@@ -88,13 +103,29 @@ class LIFNeuron(nn.Module):
 
 
 class BinaryLIF(LIFNeuron):
-    """LIF neuron with spikes in {0, 1}."""
+    """LIF neuron with spikes in {0, 1} (arguments: :class:`LIFNeuron`).
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import BinaryLIF
+        >>> BinaryLIF(tau=2.0, decay_input=False)(torch.full((3, 1, 1), 0.4)).flatten().tolist()
+        [0.0, 1.0, 0.0]
+    """
 
     kind = "binary"
 
 
 class TernaryLIF(LIFNeuron):
-    """Spik-NeRF ternary neuron: fires 1 at θ and 2 at θ + Δv, hard reset (τ=4, θ=0.5, Δv=1)."""
+    """Spik-NeRF ternary neuron: fires 1 at θ and 2 at θ + Δv (arguments: :class:`LIFNeuron`; the paper's
+    defaults: τ = 4, θ = 0.5, Δv = 1, hard reset).
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import TernaryLIF
+        >>> neuron = TernaryLIF(v_threshold=0.5, delta_v=0.5, reset="soft", decay_input=False)
+        >>> neuron(torch.tensor([[[0.3, 0.6, 1.2]]])).tolist()  # T = 1, B = 1, three units
+        [[[0.0, 1.0, 2.0]]]
+    """
 
     kind = "ternary"
 
@@ -103,7 +134,14 @@ class TernaryLIF(LIFNeuron):
 
 
 class SignedTernaryLIF(LIFNeuron):
-    """Ternary Spike (AAAI 2024): fires +1 at H >= θ and -1 at H <= -θ."""
+    """Ternary Spike (AAAI 2024): fires +1 at H >= θ and -1 at H <= -θ (arguments: :class:`LIFNeuron`).
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import SignedTernaryLIF
+        >>> SignedTernaryLIF(decay_input=False)(torch.tensor([[[-0.9, 0.1, 0.9]]])).tolist()
+        [[[-1.0, 0.0, 1.0]]]
+    """
 
     kind = "signed_ternary"
 
@@ -116,7 +154,18 @@ NEURONS: dict[str, type[LIFNeuron]] = {
 
 
 def make_neuron(kind: str, **kwargs) -> LIFNeuron:
-    """A neuron module by name: ``binary``, ``ternary`` or ``signed-ternary``."""
+    """A neuron module by name.
+
+    Args:
+        kind: ``"binary"``, ``"ternary"`` or ``"signed-ternary"`` (``"signed_ternary"`` too).
+        **kwargs: the arguments of :class:`LIFNeuron`.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import make_neuron
+        >>> make_neuron("ternary", tau=2.0, reset="soft")
+        TernaryLIF(tau=2.0, v_threshold=0.5, reset=soft, surrogate=atan, delta_v=1.0)
+    """
     key = kind.replace("-", "_")
     if key not in NEURONS:
         raise ValueError(f"neuron must be one of binary, ternary, signed-ternary (got {kind!r})")

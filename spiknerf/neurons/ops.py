@@ -40,7 +40,16 @@ class LayerOps:
 
 @dataclass
 class OpCount:
-    """Totals over one forward pass, and per sample (divided by ``samples``)."""
+    """Totals over one forward pass, and per sample (divided by ``samples``).
+
+    Attributes:
+        macs, sops: multiply-accumulates and synaptic operations over the pass.
+        samples: what the per-sample figures divide by.
+        e_mac, e_ac: energy of one MAC and of one accumulate, in pJ.
+        layers: each layer's kind (``"mac"`` or ``"sop"``) and count.
+        firing_rate: each neuron module's fraction of non-zero outputs.
+        unit_firing_rate: the same per unit ``[units]``.
+    """
 
     macs: float
     sops: float
@@ -85,10 +94,28 @@ def count_ops(
 ) -> OpCount:
     """Run ``model(*inputs)`` once and count its MACs, SOPs and firing rates.
 
-    ``samples`` (default: the first dimension of the first input) divides the
-    totals for the per-sample figures. ``firing_rate`` maps each neuron module's
-    name to the fraction of non-zero outputs over all steps and units;
-    ``unit_firing_rate`` gives that fraction per unit (the last dimension).
+    Args:
+        model: any module; its ``nn.Linear`` and convolutions reading analog values count MACs,
+            its :class:`SpikeLinear` layers count SOPs (non-zero inputs × fan-out).
+        inputs: what ``model`` is called with (a tensor or a tuple).
+        samples: divides the totals for the per-sample figures (default: the first input's first dimension).
+        e_mac, e_ac: energy of a multiply-accumulate and of an accumulate, in pJ.
+
+    Returns:
+        An :class:`OpCount`. ``firing_rate`` maps each neuron module's name to
+        the fraction of non-zero outputs over all steps and units;
+        ``unit_firing_rate`` gives that fraction per unit (the last dimension).
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from spiknerf.neurons import SpikeReadout, SpikingLinear, count_ops
+        >>> model = nn.Sequential(SpikingLinear(16, 8, T=2), SpikeReadout(8, 3))
+        >>> ops = count_ops(model, torch.rand(4, 16))
+        >>> ops.macs_per_sample  # the analog layer, counted once for both steps
+        128.0
+        >>> ops.layers[1].name, ops.layers[1].kind  # the readout reads spikes: synaptic operations
+        ('1.fc', 'sop')
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     if samples is None:

@@ -96,6 +96,22 @@ def calibrate_offsets(model: nn.Module, *inputs: Tensor) -> dict[str, Tensor]:
     Used as the folding offsets, these make the most common spike of every unit
     free, which minimises the folded model's synaptic operations on data like
     ``inputs``.
+
+    Args:
+        model: a model whose neurons are all :class:`TernaryLIF`.
+        *inputs: calibration data, as ``model`` is called (training data, not the data measured later).
+
+    Returns:
+        ``{neuron module name: offsets [units]}``, each offset 0, 1 or 2.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from spiknerf.neurons import SpikeReadout, SpikingLinear, calibrate_offsets
+        >>> model = nn.Sequential(SpikingLinear(16, 8, neuron="ternary", T=2), SpikeReadout(8, 3))
+        >>> offsets = calibrate_offsets(model, torch.rand(32, 16))
+        >>> list(offsets), offsets["0.neuron"].shape
+        (['0.neuron'], torch.Size([8]))
     """
     neurons = _ternary_neurons(model)
     counts: dict[str, Tensor] = {}
@@ -121,12 +137,27 @@ def reparameterize(model: nn.Module, accumulate: bool = False, offsets: dict[str
                    inputs: tuple[Tensor, ...] | None = None) -> nn.Module:
     """The inference form of a ternary model (a folded copy; ``model`` is untouched).
 
-    ``offsets=None`` is the paper's fold (``c = 1`` everywhere); otherwise
-    ``offsets`` maps each neuron module's name to its per-unit ``c`` (from
-    :func:`calibrate_offsets`), and ``inputs`` (any batch the model accepts) is
-    run once to find which neuron feeds which layer. With ``accumulate=True``
-    the spike-reading layers run gather-and-add
-    (:func:`~spiknerf.neurons.accumulate.accumulate_linear`) instead of a float matmul.
+    Args:
+        model: a model whose neurons are all :class:`TernaryLIF`, each read by one :class:`SpikeLinear`.
+        accumulate: run the spike-reading layers as gather-and-add
+            (:func:`~spiknerf.neurons.accumulate.accumulate_linear`) instead of a float matmul.
+        offsets: ``None`` for the paper's fold (``c = 1`` everywhere), else each neuron module's
+            per-unit ``c`` (from :func:`calibrate_offsets`).
+        inputs: with ``offsets``, any batch the model accepts, run once to find which neuron feeds
+            which layer.
+
+    Returns:
+        The folded copy: its outputs equal ``model``'s up to float rounding.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from spiknerf.neurons import SpikeReadout, SpikingLinear, calibrate_offsets, reparameterize
+        >>> model = nn.Sequential(SpikingLinear(16, 8, neuron="ternary", T=2), SpikeReadout(8, 3))
+        >>> x = torch.rand(32, 16)
+        >>> folded = reparameterize(model, offsets=calibrate_offsets(model, x), inputs=(x,))
+        >>> torch.allclose(folded(x), model(x), atol=1e-6)
+        True
     """
     neurons = _ternary_neurons(model)
     if offsets is not None:

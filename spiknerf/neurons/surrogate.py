@@ -71,7 +71,18 @@ def surrogate_grad(name: str) -> Callable[[Tensor, float | Tensor], Tensor]:
 
 
 class Surrogate:
-    """A named surrogate derivative ``g(x)``; ``alpha`` may be changed in place."""
+    """A named surrogate derivative ``g(x)``; ``alpha`` may be changed in place.
+
+    Args:
+        name: one of ``SURROGATES`` (``"atan"``, ``"sigmoid"``, ``"triangle"``, ...).
+        alpha: its sharpness; ``None`` takes the surrogate's default.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import Surrogate
+        >>> Surrogate("atan").grad(torch.tensor([0.0])).tolist()  # alpha / 2 at the threshold
+        [1.0]
+    """
 
     def __init__(self, name: str = "atan", alpha: float | None = None) -> None:
         key = name.replace("-", "_")
@@ -105,5 +116,15 @@ class _Heaviside(torch.autograd.Function):
 
 
 def heaviside(x: Tensor, surrogate: Surrogate) -> Tensor:
-    """``Θ(x)`` (1 where x >= 0) forward, ``surrogate.grad(x)`` backward."""
+    """``Θ(x)`` (1 where x >= 0) forward, ``surrogate.grad(x)`` backward.
+
+    Example:
+        >>> import torch
+        >>> from spiknerf.neurons import Surrogate, heaviside
+        >>> x = torch.tensor([-1.0, 0.0, 1.0], requires_grad=True)
+        >>> s = heaviside(x, Surrogate("triangle", alpha=1.0)); s.tolist()
+        [0.0, 1.0, 1.0]
+        >>> s.sum().backward(); x.grad.tolist()
+        [0.0, 1.0, 0.0]
+    """
     return _Heaviside.apply(x, surrogate)

@@ -13,7 +13,7 @@ import numpy as np
 from spiknerf.errors import InputError
 
 # Max |R^T R - I| entry accepted. Poses written as float32 text are orthonormal to
-# about 1e-6 (lego: 1.3e-6); a 0.1% scale already gives 2e-3.
+# about 1e-6; scaling by 1.001 already gives 2e-3.
 RIGID_TOLERANCE = 1e-3
 # Largest coordinate taken: float32 (what the renderer uses) holds 3e38, but rays from farther would overflow.
 MAX_COORDINATE = 1e30

@@ -1,8 +1,0 @@
-"""`python scripts/render.py ...` is `spiknerf render ...`."""
-
-import sys
-
-from spiknerf.cli import main
-
-if __name__ == "__main__":
-    sys.exit(main(["render", *sys.argv[1:]]))

@@ -1,0 +1,281 @@
+"""How each results table is written in the docs: its columns and the lines derived from its rows.
+
+One :class:`~spiknerf.results.render.TableSpec` per file in ``docs/results/``
+(``TABLES``), and the README's headline rows (``HEADLINE``). Derived lines
+(ratios, speed-ups) are computed here from the numbers in the file, never typed.
+"""
+
+from __future__ import annotations
+
+from spiknerf.results.render import Column, Headline, Row, TableSpec, number
+from spiknerf.results.store import Results
+
+TEMPORAL_NEURONS = ("lif", "alif", "hetneuron", "hetsyn")
+
+
+def _temporal_fmt(row: Row) -> str:
+    return ".4f" if row.get("metric") == "nmse" or row.get("task") == "pattern" else ".1f"
+
+
+def _per_neuron(first: Column) -> list[Column]:
+    def cell(n: str):
+        return lambda row: number(row.get(n), _temporal_fmt(row), row.get(n + "_std"))
+
+    return [first, *(Column(n, n, cell(n)) for n in TEMPORAL_NEURONS)]
+
+
+def _cost_cell(n: str):
+    return lambda row: f"{number(row[n + '_train_s'], '.0f')} s, {number(row[n + '_memory_mb'], '.2f')} MB"
+
+
+def _tau_range(row: Row) -> str:
+    return f"[{number(row['initial_low'], '.1f')}, {number(row['initial_high'], '.0f')}]"
+
+
+CLASSIFY_COLUMNS = [
+    Column("label", "method"),
+    Column("accuracy", "accuracy %", ".2f", std="accuracy_std"),
+    Column("train_s", "s a seed", ".0f"),
+    Column("peak_memory_mb", "peak MB", ".1f"),
+    Column("bits_per_weight", "bits/weight", ".3g"),
+    Column("sops_per_sample", "SOPs/sample", ",.0f"),
+]
+
+
+def _memory_columns(r: Results) -> list[Column]:
+    ts = [str(t) for t in r.settings.get("T", [2, 8])]
+    cols = [Column("method", "method")]
+    for kind in ("peak", "saved"):
+        cols += [Column(f"{kind}_{t}", f"{kind}, T = {t}", lambda row, k=kind, t=t: number(row[f"{k}_mb"][t], ".2f"))
+                 for t in ts]
+        cols.append(Column(f"{kind}_ratio", "ratio", ".2f", suffix=" x"))
+    return cols
+
+
+def _ltmd_extra(r: Results) -> list[str]:
+    s = r.summary
+    if not s:
+        return []
+    return [f"Per seed, ltmd − lif: mean {number(s['ltmd_minus_lif_mean'], '+.2f')} points (std "
+            f"{number(s['ltmd_minus_lif_std'], '.2f')}, from {number(s['ltmd_minus_lif_min'], '+.1f')} to "
+            f"{number(s['ltmd_minus_lif_max'], '+.1f')}); ltmd ahead on {s['seeds_ltmd_ahead']} seeds, level on "
+            f"{s['seeds_level']}, behind on {s['seeds_ltmd_behind']}; {number(s['sops_fewer_pct'], '.0f')} % fewer "
+            "synaptic operations per sample."]
+
+
+def _at_most_2_decimals(key: str):
+    """Two decimals, trailing zeros dropped: a figure recorded with one decimal is not shown with two."""
+    def cell(row: Row) -> str:
+        values = row.get(key)
+        values = values if isinstance(values, list) else [] if values is None else [values]
+        return " ".join(f"{v:.2f}".rstrip("0").rstrip(".") for v in values)
+    return cell
+
+
+VALIDATION_COLUMNS = [
+    Column("dataset", "data set"),
+    Column("model", "model and setting"),
+    Column("accuracy", "validation accuracy %", _at_most_2_decimals("accuracy")),
+    Column("per_split", "per split %", _at_most_2_decimals("per_split")),
+]
+
+
+def _shape(row: Row) -> str:
+    return " × ".join(str(v) for v in row["shape"])
+
+
+def _speed_columns(r: Results) -> list[Column]:
+    threads = [str(t) for t in r.settings.get("threads", [1, 2])]
+    return [Column("shape", "T × B × N", _shape), Column("neuron", "neuron"),
+            *(Column(f"ms_{t}", f"fwd+bwd ms, {t} thr", lambda row, t=t: number(row["fwd_bwd_ms"].get(t), ".1f"))
+              for t in threads),
+            Column("fwd_ms", "fwd ms", ".1f"), Column("saved_mb", "saved MB", ".1f"),
+            Column("rss_growth_mb", "peak RSS growth MB", ".0f", missing="n/a"), Column("firing", "firing", ".3f"),
+            Column("agree_pct", "spikes = binary", ".4f", suffix="%", missing="—"),
+            Column("grad_diff", "max Δ grad", ".1e", missing="—")]
+
+
+OURS = ("spiknerf binary", "spiknerf ternary")
+
+
+def _speedups(r: Results) -> list[str]:
+    """Ours against the fastest peer, at one thread and at each neuron's best thread count."""
+    lines = []
+    shapes = []
+    for row in r.rows:
+        if row["shape"] not in shapes:
+            shapes.append(row["shape"])
+    for shape in shapes:
+        rows = {row["neuron"]: row for row in r.rows if row["shape"] == shape}
+        peers = [n for n in rows if n not in OURS]
+        if not peers:
+            continue
+        picks = [("1 thread", lambda row: row["fwd_bwd_ms"].get("1")),
+                 ("best thread count", lambda row: min(v for v in row["fwd_bwd_ms"].values() if v is not None))]
+        for label, pick in picks:
+            timed = [(pick(rows[n]), n) for n in peers if pick(rows[n]) is not None]
+            if not timed:
+                continue
+            fastest, who = min(timed)
+            for ours in OURS:
+                mine = pick(rows[ours]) if ours in rows else None
+                if mine:
+                    lines.append(f"- {_shape(rows[ours])}, {label}: {ours} {mine:.1f} ms vs {who} {fastest:.1f} ms: "
+                                 f"{fastest / mine:.2f}x")
+    return (["Ours against the fastest peer (x > 1: ours faster; the ternary neuron is compared with the peers' "
+             "binary LIF, as they have no ternary one):", "", *lines] if lines else [])
+
+
+def _to_psnr(target: str):
+    return lambda row: number(row["seconds_to_psnr"].get(target), ".0f", missing="not reached")
+
+
+def _teacher_columns(r: Results) -> list[Column]:
+    targets = list(r.rows[0]["seconds_to_psnr"]) if r.rows else []
+    return [Column("config", "scene"), Column("steps", "steps", "d"), Column("train_s", "train s", ".0f"),
+            Column("steps_per_s", "steps/s", ".1f"), Column("rays_per_s", "rays/s", ".0f"),
+            *(Column(f"t{t}", f"s to {t} dB", _to_psnr(t)) for t in targets),
+            Column("psnr", "test PSNR", ".2f"), Column("ssim", "SSIM", ".4f"),
+            Column("samples_per_ray", "samples/ray", ".1f"), Column("peak_rss_mb", "peak RSS MB", ".0f"),
+            Column("render_view_s", "render view s", ".3f"), Column("render_400_s", "render 400x400 s", ".2f")]
+
+
+def _teacher_commands(r: Results) -> list[str]:
+    return ["Per configuration:", "", *(f"- {row['config']}: `{row['command']}`" for row in r.rows)]
+
+
+SPIKNERF_COLUMNS = [
+    Column("model", "model"), Column("psnr", "test PSNR", ".2f"), Column("ssim", "SSIM", ".4f"),
+    Column("macs_per_sample", "MACs/sample", ".0f"), Column("sops_per_sample", "SOPs/sample", ".0f"),
+    Column("pj_per_sample", "pJ/sample", ".0f"), Column("ratio_per_sample", "x teacher (per sample)", ".3f"),
+    Column("ratio_paper_fold", "x teacher, paper fold", ".3f"),
+    Column("ratio_training_form", "x teacher, {0,1,2} form", ".3f"),
+    Column("samples_per_ray", "samples/ray", ".1f"), Column("pj_per_ray", "pJ/ray", ".0f"),
+    Column("ratio_per_ray", "x teacher (per ray)", ".3f"), Column("train_s", "train s", ".0f"),
+    Column("ms_per_step", "ms/step", ".0f"), Column("us_per_sample", "µs/sample", ".1f"),
+]
+
+
+def _spiknerf_extra(r: Results) -> list[str]:
+    lines = []
+    seeds = [row["psnr_by_seed"] for row in r.rows if "psnr_by_seed" in row]
+    if seeds and len(seeds[0]) > 1:
+        names = list(seeds[0])
+        lines += ["Test PSNR by seed (the table above is seed " + names[0] + "):", "",
+                  "| model | " + " | ".join(f"seed {s}" for s in names) + " | mean |",
+                  "|---|" + "---|" * (len(names) + 1),
+                  *("| " + " | ".join([row["model"], *(number(row["psnr_by_seed"][s], ".2f") for s in names),
+                                       number(row["psnr_mean"], ".2f")]) + " |" for row in r.rows), ""]
+    for row in r.rows:
+        if row.get("firing_rate"):
+            lines += [f"Firing rates of the {row['model']} student (fraction of non-zero spikes per layer): "
+                      + ", ".join(f"{k} {number(v, '.2f')}" for k, v in row["firing_rate"].items()), ""]
+    s = r.summary
+    if s:
+        n = len(seeds[0]) if seeds else 1
+        over = f" (PSNR differences: mean over {n} seeds)" if n > 1 else ""
+        parts = [f"ternary + KD minus teacher {number(s['kd_minus_teacher_db'], '+.2f')} dB",
+                 f"ternary minus binary {number(s['ternary_minus_binary_db'], '+.2f')} dB"]
+        if "spike_only_ternary_minus_binary_db" in s:
+            parts.append(f"with spike-only colour {number(s['spike_only_ternary_minus_binary_db'], '+.2f')} dB")
+        parts.append(f"distilled student's step {number(s['student_step_ratio'], '.2f')}x the teacher's "
+                     f"({number(s['student_step_ratio_per_sample'], '.2f')}x per sample)")
+        lines += [f"Derived{over}: " + "; ".join(parts) + ". Whole default run (teacher, student, evaluation, "
+                  f"video): {number(s['default_run_wall_min'], '.1f')} min wall.", ""]
+    return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+DEFAULT_RUN_COLUMNS = [
+    Column("scene", "scene"), Column("teacher_psnr", "teacher PSNR", ".2f"),
+    Column("student_psnr", "student PSNR", ".2f"), Column("student_ssim", "student SSIM", ".4f"),
+    Column("student_minus_teacher_db", "student − teacher dB", "+.2f"),
+    Column("ratio_per_sample", "student pJ/sample, x teacher", ".3f"),
+    Column("samples_per_ray", "student samples/ray", ".1f"),
+    Column("teacher_ms_per_step", "teacher ms/step", ".1f"), Column("student_ms_per_step", "student ms/step", ".1f"),
+    Column("step_ratio", "step x teacher", ".2f"), Column("step_ratio_per_sample", "per sample x teacher", ".2f"),
+    Column("wall_min", "whole run min", ".1f"),
+]
+
+CUDA_CHECK_COLUMNS = [Column("check", "check"), Column("measure", "measure"),
+                      Column("worst", "worst case", ".2g"), Column("detail", "detail")]
+
+TABLES: dict[str, TableSpec] = {
+    "spiknerf_default_run": TableSpec(DEFAULT_RUN_COLUMNS),
+    "spiknerf_fast_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
+    "spiknerf_fast_builtin": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
+    "spiknerf_paper_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
+    "spiknerf_mlp_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
+    "nerf_teacher": TableSpec(_teacher_columns, _teacher_commands),
+    "neuron_speed": TableSpec(_speed_columns, _speedups),
+    "classify_digits": TableSpec(CLASSIFY_COLUMNS),
+    "classify_mnist5k": TableSpec(CLASSIFY_COLUMNS),
+    "classify_memory": TableSpec(_memory_columns),
+    "classify_spikingjelly": TableSpec([
+        Column("dataset", "data set"),
+        Column("ours_accuracy", "ours: accuracy %", ".2f", std="ours_accuracy_std"),
+        Column("spikingjelly_accuracy", "SpikingJelly: accuracy %", ".2f", std="spikingjelly_accuracy_std"),
+        Column("ours_s_per_epoch", "ours: s/epoch", ".2f", std="ours_s_per_epoch_std"),
+        Column("spikingjelly_s_per_epoch", "SpikingJelly: s/epoch", ".2f", std="spikingjelly_s_per_epoch_std"),
+    ]),
+    "classify_ltmd_10seeds": TableSpec([
+        Column("method", "method"), Column("accuracy", "accuracy %", ".2f", std="accuracy_std"),
+        Column("accuracy_per_seed", "per seed %", ".1f"), Column("sops_per_sample", "SOPs/sample", ",.0f"),
+        Column("train_s", "train s a seed", ".0f"),
+    ], _ltmd_extra),
+    "validation_ltmd": TableSpec(VALIDATION_COLUMNS),
+    "validation_epochs": TableSpec(VALIDATION_COLUMNS),
+    "validation_vowels": TableSpec(VALIDATION_COLUMNS),
+    "temporal": TableSpec(_per_neuron(Column("label", "task: metric"))),
+    "temporal_noise": TableSpec(_per_neuron(Column("level", "task: noise level",
+                                                   lambda row: f"{row['task']}: {number(row['level'])}"))),
+    "temporal_small": TableSpec(_per_neuron(Column("label", "task"))),
+    "temporal_cost": TableSpec([Column("task", "task"), *(Column(n, n, _cost_cell(n)) for n in TEMPORAL_NEURONS),
+                                Column("hetsyn_vs_lif_memory", "hetsyn ÷ lif memory", ".2f", suffix="x")]),
+    "temporal_rss": TableSpec([Column("model", "model"), Column("rss_growth_mb", "peak RSS growth MB", ".0f"),
+                               Column("vs_lif", "x lif", ".2f", suffix="x")]),
+    "temporal_tau": TableSpec([Column("task", "task"), Column("median", "median", ".1f"),
+                               Column("p10", "10th percentile", ".1f"), Column("p90", "90th percentile", ".1f"),
+                               Column("max", "max", ".0f"), Column("initial", "initial range", _tau_range)]),
+    "cuda_checks": TableSpec(CUDA_CHECK_COLUMNS),
+    "cuda_timing": TableSpec([Column("what", "forward + backward"), Column("ms", "ms", ".3g")]),
+}
+
+
+def _default_run(scene: str, key: str, fmt: str, suffix: str = ""):
+    def value(r: Results) -> str:
+        row = next(row for row in r.rows if row["scene"] == scene)
+        return number(row[key], fmt) + suffix
+    return value
+
+
+def _psnr_pair(scene: str):
+    def value(r: Results) -> str:
+        row = next(row for row in r.rows if row["scene"] == scene)
+        return f"{number(row['student_psnr'], '.2f')} dB (teacher {number(row['teacher_psnr'], '.2f')} dB)"
+    return value
+
+
+def _mlp_lead(r: Results) -> str:
+    n = len(next(iter(r.rows))["psnr_by_seed"])
+    return f"{number(r.summary['ternary_minus_binary_db'], '+.2f')} dB (mean of {n} seeds)"
+
+
+def _speedup(shape: list[int], ours: str, peer: str):
+    def value(r: Results) -> str:
+        rows = {row["neuron"]: row for row in r.rows if row["shape"] == shape}
+        mine, theirs = rows[ours]["fwd_bwd_ms"]["1"], rows[peer]["fwd_bwd_ms"]["1"]
+        return f"{theirs / mine:.1f}x faster"
+    return value
+
+
+HEADLINE: list[Headline] = [
+    Headline("`spiknerf train` end to end on the built-in scene, 2-core CPU", "spiknerf_default_run",
+             _default_run("built-in", "wall_min", ".1f", " min")),
+    Headline("Its distilled ternary student's test PSNR", "spiknerf_default_run", _psnr_pair("built-in")),
+    Headline("The student's energy per sample point, x the ANN teacher's", "spiknerf_default_run",
+             _default_run("built-in", "ratio_per_sample", ".3f", "x")),
+    Headline("Ternary over binary spikes where every hidden layer spikes (mlp preset, lego)",
+             "spiknerf_mlp_lego100", _mlp_lead),
+    Headline("The ternary neuron's forward + backward against SpikingJelly's LIF, 1 thread", "neuron_speed",
+             _speedup([2, 65536, 64], "spiknerf ternary", "SpikingJelly LIFNode")),
+]
