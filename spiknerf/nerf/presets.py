@@ -23,11 +23,11 @@ from torch import nn
 
 from spiknerf.nerf.data import Scene
 from spiknerf.nerf.fields import NeRFField, NGPField
+from spiknerf.nerf.footprint import grid_resolution, march_step
 from spiknerf.nerf.sampler import (
     CoarseToFineSampler,
     NerfaccOccupancySampler,
     OccupancyGridSampler,
-    default_step_size,
     nerfacc_cuda,
 )
 from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
@@ -61,7 +61,9 @@ MLP_SHAPES: dict[str, dict[str, int]] = {"paper": dict(depth=8, width=256, skip=
 
 def build_teacher(preset: str, scene: Scene) -> nn.Module:
     """The ANN field of a preset."""
-    return NGPField(scene.aabb) if preset == "fast" else NeRFField(scene.aabb, **MLP_SHAPES[preset])
+    if preset == "fast":
+        return NGPField(scene.aabb, max_resolution=grid_resolution(scene), contract=scene.unbounded)
+    return NeRFField(scene.aabb, **MLP_SHAPES[preset], contract=scene.unbounded)
 
 
 def with_saved_neuron_defaults(config: dict[str, Any]) -> dict[str, Any]:
@@ -88,16 +90,17 @@ def build_student(preset: str, scene: Scene, config: dict[str, Any]) -> nn.Modul
               surrogate=config.get("surrogate", "atan"), decay_input=False, reset=config["reset"],
               v_threshold=theta, delta_v=theta if delta_v is None else delta_v)
     if preset == "fast":
-        return SpikingNGPField(scene.aabb, color_skip=config.get("color_skip", True), **kw)
-    return SpikingNeRFField(scene.aabb, **MLP_SHAPES[preset], **kw)
+        return SpikingNGPField(scene.aabb, color_skip=config.get("color_skip", True),
+                               max_resolution=grid_resolution(scene), contract=scene.unbounded, **kw)
+    return SpikingNeRFField(scene.aabb, **MLP_SHAPES[preset], contract=scene.unbounded, **kw)
 
 
 def build_sampler(preset: str, scene: Scene, device: torch.device) -> nn.Module:
     """Coarse-to-fine for the paper preset, else occupancy-grid marching (nerfacc's on CUDA when its
-    extension loads, else ours)."""
+    extension loads, else ours; ours always for unbounded scenes, whose grid covers contracted space)."""
     if preset == "paper":
         return CoarseToFineSampler(scene.near, scene.far)
-    width = scene.splits["train"].width
-    step = default_step_size(scene.aabb, width) if not scene.ndc else 1.0 / 256
+    if scene.unbounded:
+        return OccupancyGridSampler(scene.aabb, scene.near, scene.far, march_step(scene), contract=True)
     cls = NerfaccOccupancySampler if device.type == "cuda" and nerfacc_cuda() else OccupancyGridSampler
-    return cls(scene.aabb, scene.near, scene.far, step)
+    return cls(scene.aabb, scene.near, scene.far, march_step(scene))
