@@ -70,7 +70,7 @@ def open_scene(run: Path, config: dict[str, Any]) -> Scene:
     """The scene a run trained on, loaded as training loaded it (downscaled images cached in the run folder)."""
     data = Path(config["data"]) if config.get("data") else default_scene_path()
     return load_scene(data, downscale=config["downscale"], background=config["background"],
-                      cache_dir=Path(run) / "cache")
+                      cache_dir=Path(run) / "cache", scene_kind=config["scene_kind"])
 
 
 def load_model(run: Path, phase: str, config: dict[str, Any], scene: Scene,

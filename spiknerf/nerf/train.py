@@ -30,6 +30,7 @@ from spiknerf.errors import InputError
 from spiknerf.nerf.camera_path import MAX_FRAMES
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
 from spiknerf.nerf.data import Scene, Split, default_scene_path, load_scene
+from spiknerf.nerf.data.framing import KIND_CHOICES
 from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.metrics import psnr
 from spiknerf.nerf.presets import (
@@ -47,6 +48,9 @@ from spiknerf.neurons import RESETS, SURROGATES, count_ops
 NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
 MAX_T = 64  # a spiking layer holds T copies of its activations
 MAX_HISTORY_BYTES = 64 << 20
+# pixels rendered for each test PSNR during training: with at least 256 rays a step and evaluations every 500
+# steps, a few per cent of the rays the steps between two evaluations train on
+EVAL_PIXELS = 1 << 14
 
 
 @dataclass
@@ -65,6 +69,10 @@ class TrainConfig:
                                                       "fast 5000 teacher + 3500 student, mlp 12000 + 12000, "
                                                       "paper 3000 + 3000)"})
     downscale: int = field(default=1, metadata={"help": "image downscale factor"})
+    scene_kind: str = field(default="auto", metadata={
+        "choices": KIND_CHOICES, "help": "forward (NDC), object (a box) or unbounded (a box, space beyond it "
+                                        "contracted); auto: as the scene declares, else as its cameras say. "
+                                        "The run keeps the kind it trained with"})
     background: str = field(default="white", metadata={"choices": ("white", "black", "random"),
                                                         "help": "what RGBA images are composited on"})
     neuron: str = field(default="ternary", metadata={"choices": NEURON_CHOICES, "help": "student neuron"})
@@ -92,6 +100,9 @@ class TrainConfig:
     keep_checkpoints: int = field(default=3, metadata={"help": "step checkpoints kept per model"})
     eval_every: int = field(default=500, metadata={"help": "steps between test PSNR and TensorBoard images"})
     eval_views: int = field(default=3, metadata={"help": "test views used for the PSNR during training"})
+    eval_pixels: int = field(default=EVAL_PIXELS, metadata={
+        "help": "at most this many pixels of those views are rendered for it, an even grid over each (0: every "
+                "pixel); the whole test split is evaluated at the end either way"})
     video_frames: int = field(default=60, metadata={"help": "frames of the final video (0: none)"})
     fps: int = 24
 
@@ -106,6 +117,7 @@ class TrainConfig:
             (self.checkpoint_seconds > 0, f"--checkpoint-seconds must be > 0 (got {self.checkpoint_seconds})"),
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1 (got {self.keep_checkpoints})"),
             (self.eval_every >= 1 and self.eval_views >= 1, "--eval-every and --eval-views must be >= 1"),
+            (self.eval_pixels >= 0, f"--eval-pixels must be >= 0 (got {self.eval_pixels})"),
             (0 <= self.video_frames <= MAX_FRAMES and self.fps >= 1,
              f"--video-frames must be in 0..{MAX_FRAMES} and --fps >= 1"),
             (not (self.model == "student" and self.teacher is None and self.kd),
@@ -235,16 +247,31 @@ def log_images(writer: SummaryWriter, tag: str, step: int, gt: Tensor, image, sc
     writer.add_image(tag, panel, step, dataformats="HWC")
 
 
+def eval_stride(split: Split, views: int, pixels: int) -> int:
+    """The stride of the even pixel grid that keeps ``views`` views of ``split`` within ``pixels`` pixels
+    (1, every pixel, when ``pixels`` is 0 or enough)."""
+    h, w = split.height, split.width
+    if pixels <= 0 or views * h * w <= pixels:
+        return 1
+    stride = math.ceil(math.sqrt(views * h * w / pixels))
+    while views * -(-h // stride) * -(-w // stride) > pixels and stride < max(h, w):
+        stride += 1
+    return stride
+
+
 def evaluate_views(model: nn.Module, sampler: nn.Module, split: Split, views: list[int], background: Tensor,
-                   device: torch.device):
-    """Render ``views`` of a split: yields (view, ground truth [H, W, 3], rendered image)."""
-    ys, xs = split.image_pixels()
+                   device: torch.device, stride: int = 1):
+    """Render ``views`` of a split on the grid of every ``stride``-th pixel: yields (view, ground truth
+    [h, w, 3], rendered image) of that grid."""
+    ys, xs = torch.meshgrid(torch.arange(0, split.height, stride), torch.arange(0, split.width, stride),
+                            indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
     for v in views:
         index = torch.full_like(ys, v)
         o, d = split.rays(index, ys, xs)
         vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
         image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device), vd)
-        yield v, split.image(v, background.cpu()), image
+        yield v, split.image(v, background.cpu())[::stride, ::stride], image
 
 
 def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
@@ -263,12 +290,17 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     batcher = Batcher(train, device, phase.generator)
     background = eval_background(scene)
     views = list(range(min(cfg.eval_views, len(test))))
+    stride = eval_stride(test, len(views), cfg.eval_pixels)
+    grid = f"one pixel in {stride} x {stride} of " if stride > 1 else ""
+    bar_note = f"{phase.name}: test PSNR during training on {grid}{len(views)} test view(s)"
+    eval_seconds = 0.0
     history = run / "history.jsonl"
     use_kd = teacher is not None
     model, sampler = phase.model, phase.sampler
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     last_save = time.perf_counter()
     bar = tqdm(total=phase.steps, initial=phase.step, desc=phase.name, dynamic_ncols=True, file=sys.stderr)
+    bar.write(bar_note)
     while phase.step < phase.steps:
         t0 = time.perf_counter()
         model.train()
@@ -309,20 +341,23 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
             writer.add_scalar(f"{tag}/occupancy", sampler.occupied_fraction, phase.step)
             writer.add_scalar(f"{tag}/rays_per_second", len(o) / dt, phase.step)
         if phase.step % cfg.eval_every == 0 or phase.step == phase.steps:
+            t_eval = time.perf_counter()
             model.eval()
             scores = []
-            for v, gt, image in evaluate_views(model, sampler, test, views, background, device):
+            for v, gt, image in evaluate_views(model, sampler, test, views, background, device, stride):
                 scores.append(psnr(image.rgb.cpu().reshape(gt.shape), gt))
                 if v == views[0]:
                     log_images(writer, f"{phase.name}/test_view", phase.step, gt, image, scene)
             test_psnr = sum(scores) / len(scores)
+            eval_seconds += time.perf_counter() - t_eval
             writer.add_scalar(f"{phase.name}/test_psnr", test_psnr, phase.step)
             if use_kd or phase.name == "student":
                 log_spiking_stats(writer, phase.name, phase.step, model, out.points[:4096], out.directions[:4096])
             with history.open("a") as f:
                 f.write(json.dumps({"phase": phase.name, "step": phase.step, "rays": phase.rays,
                                     "train_seconds": round(phase.train_seconds, 3),
-                                    "test_psnr": round(test_psnr, 4)}) + "\n")
+                                    "test_psnr": round(test_psnr, 4), "eval_stride": stride,
+                                    "eval_seconds": round(eval_seconds, 3)}) + "\n")
             bar.write(f"{phase.name} step {phase.step}: test PSNR {test_psnr:.2f} dB "
                       f"({phase.train_seconds:.0f} s of training)")
         due = time.perf_counter() - last_save >= cfg.checkpoint_seconds
@@ -330,6 +365,10 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
             save_checkpoint(run, phase.name, phase.step, phase.state(), keep=cfg.keep_checkpoints)
             last_save = time.perf_counter()
     bar.close()
+    if eval_seconds:
+        share = eval_seconds / max(eval_seconds + phase.train_seconds, 1e-9)
+        print(f"{phase.name}: evaluation during training took {eval_seconds:.1f} s, {100 * share:.1f} % of "
+              "training and evaluation together", file=sys.stderr)
     save_checkpoint(run, phase.name, phase.step, phase.state(), keep=cfg.keep_checkpoints, final=True)
 
 
@@ -435,18 +474,19 @@ def main(cfg: TrainConfig) -> int:
     if cfg.dry_run:
         if cfg.out is not None:
             check_new_run(Path(cfg.out))
-        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background)
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
         print(scene.summary())
         print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
               f"student {cfg.total_steps('student')}, "
               f"student: {cfg.neuron} T={cfg.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
         return 0
     if cfg.out is None:
-        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background)
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
         with hold_run(default_run_dir(scene.name), "train", create=True) as run:
             return train_run(cfg, scene, run)
     with hold_run(Path(cfg.out), "train", create=not cfg.resume) as run:
-        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, cache_dir=run / "cache")
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, cache_dir=run / "cache",
+                           scene_kind=cfg.scene_kind)
         return train_run(cfg, scene, run)
 
 
@@ -464,7 +504,9 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
     if not cfg.resume:
         resolved = {key: str(Path(getattr(cfg, key)).resolve()) if getattr(cfg, key) else None
                     for key in ("data", "teacher")}
-        write_json_atomic(run / RUN_CONFIG, dataclasses.asdict(cfg) | {"out": str(run)} | resolved)
+        # the kind the scene was framed as, not "auto": eval and render frame it the same way
+        write_json_atomic(run / RUN_CONFIG, dataclasses.asdict(cfg) | {"out": str(run), "scene_kind": scene.kind}
+                          | resolved)
     for note in scene.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"run directory: {run}", file=sys.stderr)
