@@ -11,6 +11,7 @@ import torch
 
 from spiknerf.cli import main as cli
 from spiknerf.nerf.checkpoint import load_checkpoint
+from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.evaluate import op_report
 from spiknerf.nerf.fields import NGPField
@@ -18,7 +19,6 @@ from spiknerf.nerf.presets import build_student, with_saved_neuron_defaults
 from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.sampler import OccupancyGridSampler
 from spiknerf.nerf.student import SpikingNGPField
-from spiknerf.nerf.synthetic import SceneSpec, write_scene
 from spiknerf.nerf.train import TrainConfig
 from spiknerf.neurons import calibrate_offsets, count_ops, reparameterize
 
