@@ -24,7 +24,7 @@ from spiknerf.errors import InputError
 # when that job runs, so `spiknerf bench ...` does not pay for the NeRF stack.
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("spiknerf.nerf.train", "TrainConfig"),
-    ("render",): ("spiknerf.nerf.video", "RenderConfig"),
+    ("render",): ("spiknerf.nerf.render_video", "RenderConfig"),
     ("eval",): ("spiknerf.nerf.evaluate", "EvalConfig"),
     ("bench", "classify"): ("spiknerf.bench.classify", "ClassifyConfig"),
     ("bench", "temporal"): ("spiknerf.bench.temporal", "TemporalConfig"),

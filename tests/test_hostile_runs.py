@@ -599,12 +599,12 @@ def test_eval_refuses_a_metrics_file_it_did_not_write_and_keeps_it(run, tmp_path
 @pytest.fixture
 def no_rendering(monkeypatch):
     """Fail the test if a single ray is rendered: these refusals must come before the long work."""
-    import spiknerf.nerf.video as video
+    import spiknerf.nerf.render_video as render_video
 
     def rendered(*args, **kwargs):
         raise AssertionError("rendered before refusing")
 
-    monkeypatch.setattr(video, "render_chunks", rendered)
+    monkeypatch.setattr(render_video, "render_chunks", rendered)
 
 
 @pytest.mark.parametrize("case", ["a folder", "no suffix", "avi", "read-only folder", "under a file", "mp4 folder"])

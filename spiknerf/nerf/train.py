@@ -469,7 +469,7 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(f"run directory: {run}", file=sys.stderr)
     from spiknerf.nerf.evaluate import evaluate_run, format_table
-    from spiknerf.nerf.video import render_video
+    from spiknerf.nerf.render_video import render_video
 
     with SummaryWriter(str(run / "tb")) as writer:
         if cfg.model in ("both", "teacher"):
