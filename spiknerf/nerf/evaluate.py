@@ -26,6 +26,7 @@ import math
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,16 +62,13 @@ class EvalConfig:
     e_ac: float = field(default=E_AC_PJ, metadata={"help": "energy of an accumulate, pJ"})
 
 
-def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
-                 device: torch.device) -> list[Image]:
-    """Every view of a split, rendered without gradients."""
-    ys, xs = split.image_pixels()
+def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor, device: torch.device,
+                 views: Iterable[int] | None = None) -> list[Image]:
+    """Views of a split (all of them by default), rendered without gradients."""
     images = []
-    for v in range(len(split)):
-        index = torch.full_like(ys, v)
-        o, d = split.rays(index, ys, xs)
-        vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
-        images.append(render_chunks(model, sampler, o.to(device), d.to(device), background.to(device), vd))
+    for v in range(len(split)) if views is None else views:
+        o, d, vd = split.view_rays(v, device)
+        images.append(render_chunks(model, sampler, o, d, background.to(device), vd))
     return images
 
 
@@ -79,8 +77,7 @@ def check_rays(split: Split, n: int = _CHECK_RAYS) -> tuple[Tensor, Tensor, Tens
     g = torch.Generator().manual_seed(0)
     index = torch.randint(0, len(split), (n,), generator=g)
     ys, xs = torch.randint(0, split.height, (n,), generator=g), torch.randint(0, split.width, (n,), generator=g)
-    o, d = split.rays(index, ys, xs)
-    return o, d, split.view_dirs(index, ys, xs) if split.ndc else None
+    return split.rays(index, ys, xs)
 
 
 def reparam_difference(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
@@ -124,11 +121,8 @@ def score(images: list[Image], split: Split, background: Tensor) -> dict[str, An
 def sample_points(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
                   device: torch.device, n: int = _OPS_SAMPLES) -> tuple[Tensor, Tensor]:
     """Sample points and view directions where the model's rendering of the first view evaluates it."""
-    ys, xs = split.image_pixels()
-    index = torch.zeros_like(ys)
-    o, d = split.rays(index, ys, xs)
-    vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
-    out = render_rays(model, sampler, o.to(device), d.to(device), background.to(device), view_dirs=vd)
+    o, d, vd = split.view_rays(0, device)
+    out = render_rays(model, sampler, o, d, background.to(device), view_dirs=vd)
     keep = torch.randperm(len(out.points), generator=torch.Generator().manual_seed(0))[:n]
     return out.points[keep], out.directions[keep]
 

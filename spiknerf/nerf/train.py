@@ -140,8 +140,7 @@ class Batcher:
         ys, xs = (flat % self.pixels_per_view) // self.split.width, flat % self.split.width
         bg = torch.rand(n, 3, generator=self.generator) if self.random_background else torch.ones(n, 3)
         target = self.split.pixels(index, ys, xs, bg)
-        o, d = self.split.rays(index, ys, xs)
-        vd = self.split.view_dirs(index, ys, xs) if self.split.ndc else None
+        o, d, vd = self.split.rays(index, ys, xs)
         to = lambda t: None if t is None else t.to(self.device, non_blocking=True)  # noqa: E731
         return to(o), to(d), to(vd), to(target), to(bg)
 
@@ -238,12 +237,9 @@ def log_images(writer: SummaryWriter, tag: str, step: int, gt: Tensor, image, sc
 def evaluate_views(model: nn.Module, sampler: nn.Module, split: Split, views: list[int], background: Tensor,
                    device: torch.device):
     """Render ``views`` of a split: yields (view, ground truth [H, W, 3], rendered image)."""
-    ys, xs = split.image_pixels()
     for v in views:
-        index = torch.full_like(ys, v)
-        o, d = split.rays(index, ys, xs)
-        vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
-        image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device), vd)
+        o, d, vd = split.view_rays(v, device)
+        image = render_chunks(model, sampler, o, d, background.to(device), vd)
         yield v, split.image(v, background.cpu()), image
 
 
