@@ -42,6 +42,7 @@ from spiknerf.nerf.metrics import psnr, ssim
 from spiknerf.nerf.render import Image, render_chunks, render_rays
 from spiknerf.nerf.run import METRICS, choose_device, eval_background, load_model, open_scene, read_config
 from spiknerf.nerf.run_folder import hold_run
+from spiknerf.nerf.train_config import TrainConfig
 from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, TernaryLIF, calibrate_offsets, count_ops, reparameterize
 
 # sample points used for op counting: enough for stable firing rates, cheap to run
@@ -150,7 +151,7 @@ def is_ternary(model: nn.Module) -> bool:
     return any(isinstance(m, TernaryLIF) for m in model.modules())
 
 
-def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, split_name: str,
+def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, split_name: str,
                    device: torch.device, e_mac: float, e_ac: float) -> dict[str, Any]:
     """Scores, op counts and (for a ternary student) the re-parameterization check of one model."""
     model, sampler, state = load_model(run, phase, config, scene, device)
@@ -175,8 +176,8 @@ def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, 
     points, dirs = sample_points(model, sampler, split, background, device)
     block |= op_report(inference, points, dirs, block["samples_per_ray"], e_mac, e_ac)
     if phase == "student":
-        block |= {"neuron": config["neuron"], "T": config["T"], "kd": config["kd"],
-                  "color_skip": config.get("color_skip", True)}
+        block |= {"neuron": config.student.neuron, "T": config.student.T, "kd": config.kd,
+                  "color_skip": config.student.color_skip}
     if folds:
         block["fold_offsets"] = {f"{v:g}": int(sum(int((c == v).sum()) for c in offsets.values()))
                                  for v in (0.0, 1.0, 2.0)}
@@ -221,8 +222,8 @@ def evaluate_run(run: Path, split: str = "test", phases: tuple[str, ...] = ("tea
     if split not in scene.splits:
         raise InputError(f"--split {split}: the scene has splits {', '.join(scene.splits)}")
     dev = choose_device(device)
-    metrics |= {"scene": scene.name, "preset": config["preset"], "device": dev.type,
-                "downscale": config["downscale"], "split": split}
+    metrics |= {"scene": scene.name, "preset": config.preset, "device": dev.type,
+                "downscale": config.downscale, "split": split}
     available = [p for p in phases if (run / "checkpoints").is_dir()
                  and any(f.name.startswith(p + "-") for f in (run / "checkpoints").iterdir())]
     if not available:

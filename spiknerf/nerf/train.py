@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,102 +27,20 @@ from tqdm import tqdm
 
 from spiknerf.atomic import write_atomic, write_json_atomic
 from spiknerf.errors import InputError
-from spiknerf.nerf.camera_path import MAX_FRAMES
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
 from spiknerf.nerf.data import Scene, Split, default_scene_path, load_scene
 from spiknerf.nerf.distill import kd_loss, teacher_targets
+from spiknerf.nerf.evaluate import evaluate_run, format_table
 from spiknerf.nerf.metrics import psnr
-from spiknerf.nerf.presets import (
-    PRESETS,
-    Preset,
-    build_sampler,
-    build_student,
-    build_teacher,
-)
+from spiknerf.nerf.presets import PRESETS, Preset
 from spiknerf.nerf.render import render_chunks, render_rays
+from spiknerf.nerf.render_video import render_video
 from spiknerf.nerf.run import choose_device, default_run_dir, eval_background, load_model, read_config
 from spiknerf.nerf.run_folder import RUN_CONFIG, check_new_run, hold_run
-from spiknerf.neurons import RESETS, SURROGATES, count_ops
+from spiknerf.nerf.train_config import TrainConfig, config_json
+from spiknerf.neurons import count_ops
 
-NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
-MAX_T = 64  # a spiking layer holds T copies of its activations
 MAX_HISTORY_BYTES = 64 << 20
-
-
-@dataclass
-class TrainConfig:
-    """Train a teacher NeRF and its distilled spiking student, evaluate both, render a video."""
-
-    data: str | None = field(default=None, metadata={"help": "scene folder (default: the built-in scene)"})
-    out: str | None = field(default=None, metadata={"help": "run directory (default: runs/<scene>-<time>)"})
-    preset: str = field(default="fast", metadata={"choices": tuple(PRESETS), "help": "field and sampler: fast "
-                        "(hash grid), paper (8 x 256 NeRF MLP, coarse-to-fine) or mlp (4 x 128 NeRF MLP on the "
-                        "occupancy grid, every hidden layer of the student spiking)"})
-    model: str = field(default="both", metadata={"choices": ("both", "teacher", "student"),
-                                                  "help": "what to train"})
-    teacher: str | None = field(default=None, metadata={"help": "reuse the teacher of this run directory"})
-    steps: int | None = field(default=None, metadata={"help": "training steps per model (default: the preset's, "
-                                                      "fast 5000 teacher + 3500 student, mlp 12000 + 12000, "
-                                                      "paper 3000 + 3000)"})
-    downscale: int = field(default=1, metadata={"help": "image downscale factor"})
-    background: str = field(default="white", metadata={"choices": ("white", "black", "random"),
-                                                        "help": "what RGBA images are composited on"})
-    neuron: str = field(default="ternary", metadata={"choices": NEURON_CHOICES, "help": "student neuron"})
-    learnable_threshold: bool = field(default=False, metadata={"help": "LTMD threshold tanh(w) per layer"})
-    surrogate: str = field(default="atan", metadata={"choices": SURROGATES, "help": "student surrogate gradient"})
-    T: int = field(default=2, metadata={"help": "student time steps"})
-    reset: str = field(default="soft", metadata={
-        "choices": RESETS, "help": "student membrane reset: soft (subtract θ·S: the residue carries) or hard (to 0)"})
-    threshold: float = field(default=0.25, metadata={"help": "student firing threshold θ; ternary neurons fire 2 "
-                                                               "at θ + Δv"})
-    delta_v: float | None = field(default=None, metadata={"help": "Δv (default: θ, so that the levels are uniform)"})
-    color_skip: bool = field(default=True, metadata={
-        "flag": "--no-color-skip", "help": "fast student: its colour branch reads the trunk's spikes and the view "
-                                           "direction only, not the encoding again (less energy, less accuracy)"})
-    kd: bool = field(default=True, metadata={"flag": "--no-kd", "help": "turn distillation off"})
-    kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density, compared as "
-                                                           "each sample's opacity"})
-    kd_color: float = field(default=0.5, metadata={"help": "distillation weight on colour"})
-    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
-    resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last checkpoint"})
-    seed: int = 0
-    dry_run: bool = field(default=False, metadata={"help": "validate scene and options, print a summary, exit"})
-    checkpoint_seconds: float = field(default=30.0, metadata={"help": "checkpoint interval in training seconds"})
-    checkpoint_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps (0: off)"})
-    keep_checkpoints: int = field(default=3, metadata={"help": "step checkpoints kept per model"})
-    eval_every: int = field(default=500, metadata={"help": "steps between test PSNR and TensorBoard images"})
-    eval_views: int = field(default=3, metadata={"help": "test views used for the PSNR during training"})
-    video_frames: int = field(default=60, metadata={"help": "frames of the final video (0: none)"})
-    fps: int = 24
-
-    def validate(self) -> None:
-        checks = [
-            (self.steps is None or self.steps >= 1, f"--steps must be >= 1 (got {self.steps})"),
-            (self.downscale >= 1, f"--downscale must be >= 1 (got {self.downscale})"),
-            (1 <= self.T <= MAX_T, f"--T must be in 1..{MAX_T} (got {self.T})"),
-            (0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
-            (self.delta_v is None or self.delta_v > 0, f"--delta-v must be > 0 (got {self.delta_v})"),
-            (self.kd_sigma >= 0 and self.kd_color >= 0, "--kd-sigma and --kd-color must be >= 0"),
-            (self.checkpoint_seconds > 0, f"--checkpoint-seconds must be > 0 (got {self.checkpoint_seconds})"),
-            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1 (got {self.keep_checkpoints})"),
-            (self.eval_every >= 1 and self.eval_views >= 1, "--eval-every and --eval-views must be >= 1"),
-            (0 <= self.video_frames <= MAX_FRAMES and self.fps >= 1,
-             f"--video-frames must be in 0..{MAX_FRAMES} and --fps >= 1"),
-            (not (self.model == "student" and self.teacher is None and self.kd),
-             "--model student needs --teacher RUN (or --no-kd)"),
-            (self.teacher is None or self.model == "student", "--teacher RUN goes with --model student"),
-            (self.color_skip or self.preset == "fast", "--no-color-skip applies to the fast preset's student only"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(message)
-        if self.resume and self.out is None:
-            raise InputError("--resume needs --out DIR, the run to continue")
-
-    def total_steps(self, phase: str) -> int:
-        """Steps of ``phase`` (teacher or student): ``--steps``, else the preset's."""
-        preset = PRESETS[self.preset]
-        return self.steps or (preset.student_steps if phase == "student" else preset.steps)
 
 
 class Batcher:
@@ -145,33 +63,14 @@ class Batcher:
         return to(o), to(d), to(vd), to(target), to(bg)
 
 
-def lr_lambda(steps: int, warmup: int):
-    """Linear warm-up, then x0.33 at 1/2, 3/4 and 9/10 of the steps (nerfacc's Instant-NGP schedule)."""
-    milestones = [steps // 2, steps * 3 // 4, steps * 9 // 10]
-
-    def factor(step: int) -> float:
-        warm = min(1.0, 0.01 + 0.99 * step / max(warmup, 1))
-        return warm * 0.33 ** sum(step >= m for m in milestones)
-
-    return factor
-
-
-def make_optimizer(model: nn.Module, preset: Preset) -> torch.optim.Adam:
-    """Adam; the MLP weights get a little weight decay, the encoding table none (Instant-NGP)."""
-    table = [p for n, p in model.named_parameters() if n.startswith("encoding.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("encoding.")]
-    groups = [{"params": rest, "weight_decay": 1e-6}] + ([{"params": table}] if table else [])
-    return torch.optim.Adam(groups, lr=preset.lr, eps=1e-15, fused=True)  # fused: a much faster step on the CPU
-
-
 class Phase:
     """Training state of one model (teacher or student) that checkpoints and resumes as a unit."""
 
     def __init__(self, name: str, model: nn.Module, sampler: nn.Module, preset: Preset, steps: int,
                  seed: int) -> None:
         self.name, self.model, self.sampler, self.preset, self.steps = name, model, sampler, preset, steps
-        self.optimizer = make_optimizer(model, preset)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(steps, preset.warmup_steps))
+        self.optimizer = preset.optimizer(model)
+        self.scheduler = preset.scheduler(self.optimizer, steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.step, self.train_seconds, self.rays, self.samples = 0, 0.0, 0, 0
         self.samples_per_ray = 64.0  # running estimate that sizes the batch
@@ -214,8 +113,7 @@ class Phase:
         self.samples_per_ray = state["samples_per_ray"]
 
     def n_rays(self) -> int:
-        n = int(self.preset.target_samples / max(self.samples_per_ray, 1e-3))
-        return max(self.preset.min_rays, min(self.preset.max_rays, n))
+        return self.preset.rays_per_batch(self.samples_per_ray)
 
 
 def _settings(state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float]]:
@@ -355,11 +253,12 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
     seed = cfg.seed * 2 + (name == "student")
     torch.manual_seed(seed)
     model = build()
-    sampler = build_sampler(cfg.preset, scene, device).to(device)
+    preset = PRESETS[cfg.preset]
+    sampler = preset.sampler(scene, device).to(device)
     if teacher is not None:
         sampler.load_state_dict(teacher.sampler.state_dict())
         inherit_encoding(model, teacher.model)
-    phase = Phase(name, model.to(device), sampler, PRESETS[cfg.preset], cfg.total_steps(name), seed)
+    phase = Phase(name, model.to(device), sampler, preset, cfg.total_steps(name), seed)
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
         phase.load(ckpt, load_checkpoint(ckpt))
@@ -387,8 +286,8 @@ class Teacher:
 def load_teacher(run: Path, scene: Scene, cfg: TrainConfig, device: torch.device) -> Teacher:
     """The finished teacher of another run (``--teacher RUN``), which must use the same preset."""
     config = read_config(run)
-    if config.get("preset") != cfg.preset:
-        raise InputError(f"--teacher {run}: its preset is {config.get('preset')}, this run's is {cfg.preset}")
+    if config.preset != cfg.preset:
+        raise InputError(f"--teacher {run}: its preset is {config.preset}, this run's is {cfg.preset}")
     model, sampler, _ = load_model(run, "teacher", config, scene, device)
     return Teacher(model, sampler)
 
@@ -415,8 +314,7 @@ def trim_history(path: Path, phase: str, step: int) -> None:
 def resumed_config(cfg: TrainConfig) -> TrainConfig:
     """The saved config of the run in ``--out``, held to what the command line accepts: a resumed run continues
     exactly as it started."""
-    values = read_config(Path(cfg.out))
-    return TrainConfig(**(values | {"resume": True, "out": cfg.out, "dry_run": False}))
+    return dataclasses.replace(read_config(Path(cfg.out)), resume=True, out=cfg.out, dry_run=False)
 
 
 def main(cfg: TrainConfig) -> int:
@@ -435,7 +333,7 @@ def main(cfg: TrainConfig) -> int:
         print(scene.summary())
         print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
               f"student {cfg.total_steps('student')}, "
-              f"student: {cfg.neuron} T={cfg.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
+              f"student: {cfg.student.neuron} T={cfg.student.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
         return 0
     if cfg.out is None:
         scene = load_scene(data, downscale=cfg.downscale, background=cfg.background)
@@ -460,22 +358,19 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
     if not cfg.resume:
         resolved = {key: str(Path(getattr(cfg, key)).resolve()) if getattr(cfg, key) else None
                     for key in ("data", "teacher")}
-        write_json_atomic(run / RUN_CONFIG, dataclasses.asdict(cfg) | {"out": str(run)} | resolved)
+        write_json_atomic(run / RUN_CONFIG, config_json(dataclasses.replace(cfg, out=str(run), **resolved)))
     for note in scene.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"run directory: {run}", file=sys.stderr)
-    from spiknerf.nerf.evaluate import evaluate_run, format_table
-    from spiknerf.nerf.render_video import render_video
-
+    preset = PRESETS[cfg.preset]
     with SummaryWriter(str(run / "tb")) as writer:
         if cfg.model in ("both", "teacher"):
-            trained = run_phase("teacher", partial(build_teacher, cfg.preset, scene), scene, cfg, run, writer,
-                                device)
+            trained = run_phase("teacher", partial(preset.teacher, scene), scene, cfg, run, writer, device)
             teacher = Teacher(trained.model.eval(), trained.sampler)
         if cfg.model in ("both", "student"):
             if teacher is not None:
                 teacher.model.requires_grad_(False)
-            build = partial(build_student, cfg.preset, scene, dataclasses.asdict(cfg))
+            build = partial(preset.student, scene, cfg.student)
             run_phase("student", build, scene, cfg, run, writer, device, teacher if cfg.kd else None)
     metrics = evaluate_run(run, device=cfg.device)
     print(format_table(metrics))
