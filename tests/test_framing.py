@@ -64,7 +64,7 @@ def test_llff_folders_are_framed_by_their_cameras(llff_scene, tmp_path):
     # cameras are not all at the average one)
     train = forward.splits["train"]
     ys, xs = train.image_pixels()
-    o, d = train.rays(torch.zeros_like(ys), ys, xs)
+    o, d, _ = train.rays(torch.zeros_like(ys), ys, xs)
     lo, hi = forward.aabb[:3], forward.aabb[3:]
     t = ((lo[2] - o[:, 2]) / d[:, 2]).clamp(0, 1)
     for p in (o + t[:, None] * d, o + d):

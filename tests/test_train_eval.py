@@ -5,7 +5,10 @@ import json
 import torch
 
 from spiknerf.nerf.data.scene import Split
-from spiknerf.nerf.train import EVAL_PIXELS, eval_stride, evaluate_views
+from spiknerf.nerf.evaluate import render_split
+from spiknerf.nerf.sampler import OccupancyGridSampler
+from spiknerf.nerf.train import eval_stride
+from spiknerf.nerf.train_config import EVAL_PIXELS
 
 
 def split_of(n: int, h: int, w: int) -> Split:
@@ -27,7 +30,7 @@ def test_the_evaluation_grid_stays_within_its_pixel_budget():
     assert eval_stride(split_of(3, 378, 504), 3, 0) == 1  # 0: every pixel
 
 
-def test_evaluate_views_renders_the_grid_and_its_ground_truth():
+def test_render_split_renders_the_grid_of_every_stride_th_pixel():
     split = split_of(2, 12, 16)
 
     class Empty(torch.nn.Module):
@@ -37,12 +40,10 @@ def test_evaluate_views_renders_the_grid_and_its_ground_truth():
         def forward(self, x, d):
             return torch.zeros(x.shape[0]), torch.zeros(x.shape[0], 3)
 
-    from spiknerf.nerf.sampler import OccupancyGridSampler
-
     sampler = OccupancyGridSampler(torch.tensor([-1.0, -1, -1, 1, 1, 1]), 0.1, 8.0, 0.1)
-    shapes = [(gt.shape, image.rgb.shape) for _, gt, image in
-              evaluate_views(Empty(), sampler, split, [0, 1], torch.ones(3), torch.device("cpu"), stride=3)]
-    assert shapes == [((4, 6, 3), (24, 3))] * 2
+    images = render_split(Empty(), sampler, split, torch.ones(3), torch.device("cpu"), [0, 1], stride=3)
+    assert [image.rgb.shape for image in images] == [(24, 3)] * 2  # rows 0, 3, 6, 9 by columns 0, 3, ..., 15
+    assert split.image(0, torch.ones(3))[::3, ::3].shape == (4, 6, 3)
 
 
 def test_a_run_logs_its_evaluation_grid_and_cost(blender_scene, tmp_path):

@@ -314,7 +314,7 @@ def frame_forward(scene: Scene, c2w: np.ndarray, hints: Hints) -> Scene:
         depth = torch.from_numpy(hints.depths[: len(train), 0] * scale * DEPTH_SLACK)[index]
         z = (o + d * (depth / (d * axes).sum(-1))[:, None])[:, 2]
         z_near = float((1 + 2 / z.clamp(max=-1.0)).min()) if bool((z < 0).all()) else -1.0
-    o, d = train.rays(index, ys, xs)
+    o, d, _ = train.rays(index, ys, xs)
     aabb = ndc_box(o.double(), d.double(), z_near).float()
     notes = [f"forward-facing: poses recentred, scene scaled by {scale:.4g} (nearest content at depth "
              f"1/{NEAR_MARGIN}), rays in NDC with t in [0, 1]; the NDC box spans the training rays"]
