@@ -216,11 +216,14 @@ class OccupancyGridSampler(nn.Module):
             empty = origins.new_zeros(0)
             return RaySamples(empty.long(), empty, empty, n_rays)
         t_starts, t_ends, occupied = marched
+        # in the box every step is step_size long: multiplying by it (not by t_ends - t_starts, which rounds
+        # differently) keeps bounded scenes' densities exactly as they were
+        widths = (t_ends - t_starts).to(origins.dtype) if self.contract else self.step_size
         rays, cols = occupied.nonzero(as_tuple=True)
         if sigma_fn is not None and len(rays):
             rank = occupied.cumsum(1)[rays, cols] - 1  # k-th occupied sample of its ray
-            sigma = self.front_to_back_density(sigma_fn, origins, dirs, t_starts, t_ends, rays, cols, rank)
-            sdt = sigma * (t_ends - t_starts)
+            sigma = self.front_to_back_density(sigma_fn, origins, dirs, t_starts, widths, rays, cols, rank)
+            sdt = sigma * widths
             trans = torch.exp(-(torch.cumsum(sdt, dim=1) - sdt))  # transmittance before each sample
             alpha = 1.0 - torch.exp(-sdt)
             live = (trans[rays, cols] > self.early_stop_eps) & (alpha[rays, cols] > self.alpha_thre)
@@ -249,7 +252,8 @@ class OccupancyGridSampler(nn.Module):
         return t_starts, t_starts + self.step_size, occupied
 
     def front_to_back_density(self, sigma_fn: SigmaFn, origins: Tensor, dirs: Tensor, t_starts: Tensor,
-                              t_ends: Tensor, rays: Tensor, cols: Tensor, rank: Tensor, first: int = 16) -> Tensor:
+                              widths: Tensor | float, rays: Tensor, cols: Tensor, rank: Tensor,
+                              first: int = 16) -> Tensor:
         """Density ``[R, width]`` at the occupied samples, evaluated in rounds front to back.
 
         Each round takes the next occupied samples of every ray (16, then 32, 64, ...)
@@ -268,10 +272,11 @@ class OccupancyGridSampler(nn.Module):
             r, c = rays[pick], cols[pick]
             if len(r) == 0:
                 break
-            start, end = t_starts[r, c], t_ends[r, c]
-            s = sigma_fn(origins[r] + dirs[r] * (0.5 * (start + end))[:, None]).float()
+            w = widths if isinstance(widths, float) else widths[r, c]
+            mid = t_starts[r, c] + 0.5 * w
+            s = sigma_fn(origins[r] + dirs[r] * mid[:, None]).float()
             sigma[r, c] = s
-            depth.index_add_(0, r, s * (end - start))
+            depth.index_add_(0, r, (s * w).float())
             lo, size = lo + size, size * 2
         return sigma
 
