@@ -7,7 +7,6 @@ import torch
 from spiknerf.nerf.data.scene import Split
 from spiknerf.nerf.evaluate import render_split
 from spiknerf.nerf.sampler import OccupancyGridSampler
-from spiknerf.nerf.train import eval_stride
 from spiknerf.nerf.train_config import EVAL_PIXELS
 
 
@@ -22,12 +21,12 @@ def test_the_evaluation_grid_stays_within_its_pixel_budget():
     for n, h, w in [(3, 378, 504), (3, 1080, 1920), (1, 100, 100), (3, 2, 3)]:
         split = split_of(n, h, w)
         for budget in (EVAL_PIXELS, 1000, 1):
-            stride = eval_stride(split, n, budget)
+            stride = split.grid_stride(n, budget)
             rendered = n * len(range(0, h, stride)) * len(range(0, w, stride))
             assert rendered <= max(budget, n)  # a single pixel a view at the very least
             if stride > 1:  # and it is no coarser than it needs to be
                 assert n * len(range(0, h, stride - 1)) * len(range(0, w, stride - 1)) > budget
-    assert eval_stride(split_of(3, 378, 504), 3, 0) == 1  # 0: every pixel
+    assert split_of(3, 378, 504).grid_stride(3, 0) == 1  # 0: every pixel
 
 
 def test_render_split_renders_the_grid_of_every_stride_th_pixel():

@@ -256,18 +256,6 @@ def log_spiking_stats(writer: SummaryWriter, tag: str, step: int, model: nn.Modu
     writer.add_scalar(f"{tag}/macs_per_sample", ops.macs_per_sample, step)
 
 
-def eval_stride(split: Split, views: int, pixels: int) -> int:
-    """The stride of the even pixel grid that keeps ``views`` views of ``split`` within ``pixels`` pixels
-    (1, every pixel, when ``pixels`` is 0 or enough)."""
-    h, w = split.height, split.width
-    if pixels <= 0 or views * h * w <= pixels:
-        return 1
-    stride = math.ceil(math.sqrt(views * h * w / pixels))
-    while views * -(-h // stride) * -(-w // stride) > pixels and stride < max(h, w):
-        stride += 1
-    return stride
-
-
 def evaluate_on_test_views(phase: Phase, scene: Scene, n_views: int, stride: int, writer: SummaryWriter,
                            device: torch.device, last: StepResult) -> float:
     """Mean PSNR of ``phase``'s model on every ``stride``-th pixel of the first ``n_views`` test views (a cheap
@@ -328,7 +316,7 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     log = ProgressLog(phase, writer)
     test = scene.splits["test"]
     n_views = min(cfg.eval_views, len(test))
-    stride = eval_stride(test, n_views, cfg.eval_pixels)
+    stride = test.grid_stride(n_views, cfg.eval_pixels)
     grid = f"one pixel in {stride} x {stride} of " if stride > 1 else ""
     log.bar.write(f"{phase.name}: test PSNR during training on {grid}{n_views} test view(s); "
                   "every pixel of the test split at the end")

@@ -8,6 +8,7 @@ the scene's sampling space (NDC for forward-facing LLFF scenes).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,6 +105,17 @@ class Split:
         ys, xs = torch.meshgrid(torch.arange(0, self.height, stride), torch.arange(0, self.width, stride),
                                 indexing="ij")
         return ys.reshape(-1), xs.reshape(-1)
+
+    def grid_stride(self, views: int, pixels: int) -> int:
+        """The stride of the even pixel grid (:meth:`image_pixels`) that keeps ``views`` views within ``pixels``
+        pixels (1, every pixel, when ``pixels`` is 0 or enough)."""
+        h, w = self.height, self.width
+        if pixels <= 0 or views * h * w <= pixels:
+            return 1
+        stride = math.ceil(math.sqrt(views * h * w / pixels))
+        while views * -(-h // stride) * -(-w // stride) > pixels and stride < max(h, w):
+            stride += 1
+        return stride
 
     def view_rays(self, index: int, device: torch.device | str = "cpu",
                   stride: int = 1) -> tuple[Tensor, Tensor, Tensor | None]:
