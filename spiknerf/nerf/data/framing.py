@@ -55,6 +55,7 @@ DEPTH_SLACK = 0.9
 # otherwise) and run to this many times the box's far corner, where the contraction has all but closed
 UNBOUNDED_NEAR = 0.01
 UNBOUNDED_FAR = 1000.0
+NO_REGION = "the cameras give no region to frame (do they all stand at one point?)"
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ def detect_kind(c2w: np.ndarray, hints: Hints = Hints()) -> tuple[str, str]:
         return "object", f"{around} and the images are transparent beyond the object"
     target = look_at_point(c2w)
     radius = float(np.median(camera_distances(c2w, target)))
+    if not radius > 0:  # also nan
+        raise InputError(NO_REGION)
     reach = content_reach(c2w, target, hints)
     if reach is None:
         return "unbounded", f"{around}; photos without depths or transparency show their background"
@@ -175,7 +178,7 @@ def scene_box(kind: str, c2w: np.ndarray, intrinsics: np.ndarray, size: tuple[in
         fov = 2 * np.arctan(0.5 * min(h / intrinsics[:, 1].max(), w / intrinsics[:, 0].max()))
         half = float(np.min(dist) * math.sin(fov / 2))
     if not (half > 0 and np.isfinite(half) and np.isfinite(target).all()):
-        raise InputError("the cameras give no region to frame (do they all stand at one point?)")
+        raise InputError(NO_REGION)
     return np.concatenate([target - half, target + half])
 
 
