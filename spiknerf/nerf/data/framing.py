@@ -2,7 +2,7 @@
 
 What a capture is follows from where its cameras look, not from its file format:
 
-* ``forward``: every camera looks roughly the same way (90 % of the optical
+* ``forward``: every camera looks roughly the same way (nine in ten of the optical
   axes within :data:`FORWARD_MAX_ANGLE` of their mean), as in LLFF's captures.
   The poses are recentred on their average pose, scaled so that the nearest
   content lies beyond depth 1, and rays are marched in NDC (the original NeRF);
@@ -40,7 +40,7 @@ from spiknerf.nerf.rays import pixel_rays
 
 SCENE_KINDS: tuple[str, ...] = ("forward", "object", "unbounded")
 KIND_CHOICES: tuple[str, ...] = ("auto", *SCENE_KINDS)
-# a capture is forward-facing when 90 % of its optical axes lie within this angle of their mean (LLFF's scenes:
+# a capture is forward-facing when nine in ten of its optical axes lie within this angle of their mean (LLFF's scenes:
 # a few degrees to about 20; cameras around an object: 30 and more)
 FORWARD_MAX_ANGLE = 25.0
 # an all-around capture is an object when its content (depths, points) stays within this many times the cameras'
@@ -153,7 +153,7 @@ def scene_box(kind: str, c2w: np.ndarray, intrinsics: np.ndarray, size: tuple[in
               points: np.ndarray | None = None) -> np.ndarray:
     """The world box ``[6]`` of an object or unbounded capture, a cube around the region the cameras look at.
 
-    ``unbounded``: the cube holds the cameras (90 % of them; it reaches their
+    ``unbounded``: the cube holds the cameras (nine in ten of them; it reaches their
     median distance from the look-at point), as mip-NeRF 360 and nerfstudio
     place theirs, so that what lies between the cameras and the object keeps
     full resolution; beyond it space is contracted. ``object``: the cube of
