@@ -110,11 +110,12 @@ def camera_rays(
     return o_ndc, d_ndc, d
 
 
-def view_rays(c2w: Tensor, intrinsics: Tensor, width: int, height: int,
+def frame_rays(c2w: Tensor, intrinsics: Tensor, width: int, height: int,
               ndc_camera: tuple[float, float, int, int] | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Rays of every pixel of a ``width x height`` view, row-major: as :func:`camera_rays`, but a forward-facing
-    scene's NDC is the one of the camera it was trained with, ``ndc_camera = (fx, fy, width, height)``, whatever
-    the view's own focal length and size (a video or a viewer may zoom and resize; the scene's space stays)."""
+    """Rays of every pixel of a ``width x height`` frame seen from any camera, row-major: as :func:`camera_rays`,
+    but a forward-facing scene's NDC is the one of the camera it was trained with, ``ndc_camera = (fx, fy, width,
+    height)``, whatever the frame's own focal length and size (a video or a viewer may zoom and resize; the
+    scene's space stays)."""
     ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
     o, d = pixel_rays(c2w, intrinsics, xs.reshape(-1), ys.reshape(-1))
     if ndc_camera is None:

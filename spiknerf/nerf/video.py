@@ -22,7 +22,7 @@ from spiknerf.atomic import atomic_path
 from spiknerf.errors import InputError
 from spiknerf.nerf.camera_path import PATHS, CameraPath, check_path_name, from_nerfstudio, make_path
 from spiknerf.nerf.evaluate import is_ternary
-from spiknerf.nerf.rays import view_rays
+from spiknerf.nerf.rays import frame_rays
 from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.run import choose_device, eval_background, load_model, ndc_camera, open_scene, read_config
 from spiknerf.nerf.run_folder import hold_run
@@ -56,10 +56,10 @@ def render_path(model, sampler, path: CameraPath, ndc_camera: tuple[float, float
                 background: torch.Tensor, near: float, far: float, device: torch.device,
                 depth: bool) -> Iterator[np.ndarray]:
     """uint8 frames ``[H, W(x2), 3]`` along the path, rendered as they are asked for; ``ndc_camera``: a
-    forward-facing scene's training camera (:func:`~spiknerf.nerf.rays.view_rays`), else ``None``."""
+    forward-facing scene's training camera (:func:`~spiknerf.nerf.rays.frame_rays`), else ``None``."""
     for c2w, intr in tqdm(zip(path.c2w, path.intrinsics, strict=True), total=len(path.c2w), desc="render",
                           file=sys.stderr, dynamic_ncols=True):
-        o, d, vd = view_rays(c2w, intr, path.width, path.height, ndc_camera)
+        o, d, vd = frame_rays(c2w, intr, path.width, path.height, ndc_camera)
         image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device),
                               None if vd is None else vd.to(device))
         rgb = image.rgb.reshape(path.height, path.width, 3).clamp(0, 1).cpu()
