@@ -117,6 +117,12 @@ class Browser:
             "(() => { const b = [...document.querySelectorAll('button')].find(e => e.textContent.trim() === "
             f"{json.dumps(text)}); if (b) b.click(); return !!b; }})()"))
 
+    def dismiss_notices(self) -> int:
+        """Close the page's notifications (viser tells that WebGL runs in software); how many there were."""
+        return int(self.evaluate(
+            "(() => { const b = [...document.querySelectorAll('[class*=\"Notification\"] button')]; "
+            "b.forEach(e => e.click()); return b.length; })()"))
+
     def screenshot(self) -> np.ndarray:
         """The page as it is shown now, uint8 ``[H, W, 3]``."""
         data = base64.b64decode(self.send("Page.captureScreenshot", format="png")["data"])

@@ -4,7 +4,8 @@
 browser: the camera orbits the scene, and each frame's size is the one
 nerfview's renderer picks for a moving camera from the rays per second it has
 measured so far (aiming at 30 frames a second, at least 30 pixels high); then
-the camera stops and frames at full resolution are timed. The frames go through
+the camera stops and frames at full resolution are timed. Frames of a few sizes
+are rendered first, so that compiling the kernels is not timed. The frames go through
 :meth:`SpikingViewer.render`, the same code a browser's frames go through, but
 not JPEG-encoded and sent (a few milliseconds at these sizes).
 """
@@ -43,23 +44,23 @@ def frame_rates(viewer, model: str, aspect: float = 4 / 3, moving_seconds: float
     state = viewer.render_tab_state
     sizer = Renderer(viewer=viewer, client=None, lock=threading.Lock())  # its sizing rule only; never started
     sizer._state = "low_move"
-    sizes, times, frame = [], [], 0
     start = viewer.models.start
-    began = None
-    while began is None or time.perf_counter() - began < moving_seconds:
+    sizer._state = "high"
+    full_size = sizer._get_img_wh(aspect)
+    for k in range(warmup):  # frames of three sizes: the compiled kernels specialise, then go dynamic
+        viewer.render(orbit_camera(start, -0.1 * k, full_size[0] - 8 * k, full_size[1] - 6 * k))
+    sizer._state = "low_move"
+    sizes, times, frame = [], [], 0
+    began = time.perf_counter()
+    while time.perf_counter() - began < moving_seconds:
         width, height = sizer._get_img_wh(aspect)
         t0 = time.perf_counter()
         viewer.render(orbit_camera(start, 0.05 * frame, width, height))
         seconds = time.perf_counter() - t0
         state.num_view_rays_per_sec = width * height / max(seconds, 1e-9)
         frame += 1
-        if frame == warmup:
-            began = time.perf_counter()
-        elif frame > warmup:
-            sizes.append((width, height))
-            times.append(seconds)
-    sizer._state = "high"
-    full_size = sizer._get_img_wh(aspect)
+        sizes.append((width, height))
+        times.append(seconds)
     full = []
     for k in range(full_frames):
         t0 = time.perf_counter()
