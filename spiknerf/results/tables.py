@@ -199,6 +199,26 @@ DEFAULT_RUN_COLUMNS = [
 CUDA_CHECK_COLUMNS = [Column("check", "check"), Column("measure", "measure"),
                       Column("worst", "worst case", ".2g"), Column("detail", "detail")]
 
+def _size(prefix: str):
+    return lambda row: f"{number(row[prefix + '_width'], '.0f')} × {number(row[prefix + '_height'], '.0f')}"
+
+
+VIEWER_SPEED_COLUMNS = [
+    Column("model", "model"),
+    Column("moving_fps", "frames/s moving", ".1f"),
+    Column("moving_size", "frame moving", _size("moving")),
+    Column("full_size", "frame still", _size("full")),
+    Column("full_seconds", "s to the still frame", ".2f"),
+    Column("threads", "threads"),
+]
+VIEWER_TRAINING_COLUMNS = [
+    Column("setup", "training"),
+    Column("steps_per_second", "steps/s (median)", ".2f"),
+    Column("runs", "steps/s of each run", ".2f"),
+    Column("slowdown_pct", "slower than without, %", ".1f"),
+]
+
+
 TABLES: dict[str, TableSpec] = {
     "spiknerf_default_run": TableSpec(DEFAULT_RUN_COLUMNS),
     "spiknerf_fast_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
@@ -236,6 +256,8 @@ TABLES: dict[str, TableSpec] = {
     "temporal_tau": TableSpec([Column("task", "task"), Column("median", "median", ".1f"),
                                Column("p10", "10th percentile", ".1f"), Column("p90", "90th percentile", ".1f"),
                                Column("max", "max", ".0f"), Column("initial", "initial range", _tau_range)]),
+    "viewer_speed": TableSpec(VIEWER_SPEED_COLUMNS),
+    "viewer_training": TableSpec(VIEWER_TRAINING_COLUMNS),
     "cuda_checks": TableSpec(CUDA_CHECK_COLUMNS),
     "cuda_timing": TableSpec([Column("what", "forward + backward"), Column("ms", "ms", ".3g")]),
 }
