@@ -23,9 +23,9 @@ from PIL import Image
 
 from spiknerf.cli import main as cli
 from spiknerf.nerf.camera_path import from_nerfstudio
+from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 from spiknerf.nerf.rays import frame_rays, look_at
 from spiknerf.nerf.spike_map import ray_maps, spike_map
-from spiknerf.nerf.synthetic import SceneSpec, write_scene
 from spiknerf.viewer import app
 from spiknerf.viewer.browser import Browser, find_chromium
 from spiknerf.viewer.frame import OUTPUTS, ViewCamera, render_frame

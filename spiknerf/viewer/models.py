@@ -27,7 +27,7 @@ from spiknerf.nerf.camera_path import focus_point
 from spiknerf.nerf.checkpoint import latest_checkpoint
 from spiknerf.nerf.data import Scene
 from spiknerf.nerf.evaluate import fold_student, is_ternary
-from spiknerf.nerf.presets import build_teacher
+from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.run import eval_background, load_model, ndc_camera, open_scene, read_config
 from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, count_ops
 from spiknerf.viewer.frame import SceneView
@@ -57,7 +57,7 @@ class StartView:
 
 def teacher_energy_per_sample(preset: str, scene: Scene, e_mac: float, e_ac: float) -> float:
     """Energy (pJ) of one sample point through the preset's ANN teacher: its MACs, the same for every input."""
-    teacher = build_teacher(preset, scene)
+    teacher = PRESETS[preset].teacher(scene)
     points, dirs = torch.zeros(4, 3), torch.nn.functional.normalize(torch.ones(4, 3), dim=-1)
     return count_ops(teacher, (points, dirs), e_mac=e_mac, e_ac=e_ac).energy_pj_per_sample
 
@@ -114,8 +114,8 @@ def open_run(run: Path, device: torch.device) -> RunModels:
     for phase in present:
         model, sampler, _ = load_model(run, phase, config, scene, device)
         models[phase] = Shown(inference_form(model, sampler, scene), sampler)
-    status = f"run {run.name}: {config['preset']} preset, scene {scene.name}"
-    return RunModels(models, scene_view(config["preset"], scene), start_view(scene), status)
+    status = f"run {run.name}: {config.preset} preset, scene {scene.name}"
+    return RunModels(models, scene_view(config.preset, scene), start_view(scene), status)
 
 
 class TrainingModels:

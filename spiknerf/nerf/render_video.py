@@ -16,6 +16,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from spiknerf.atomic import atomic_path
@@ -52,9 +53,9 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def render_path(model, sampler, path: CameraPath, ndc_camera: tuple[float, float, int, int] | None,
-                background: torch.Tensor, near: float, far: float, device: torch.device,
-                depth: bool) -> Iterator[np.ndarray]:
+def render_path(model: nn.Module, sampler: nn.Module, path: CameraPath,
+                ndc_camera: tuple[float, float, int, int] | None, background: torch.Tensor, near: float, far: float,
+                device: torch.device, depth: bool) -> Iterator[np.ndarray]:
     """uint8 frames ``[H, W(x2), 3]`` along the path, rendered as they are asked for; ``ndc_camera``: a
     forward-facing scene's training camera (:func:`~spiknerf.nerf.rays.frame_rays`), else ``None``."""
     for c2w, intr in tqdm(zip(path.c2w, path.intrinsics, strict=True), total=len(path.c2w), desc="render",
