@@ -7,9 +7,11 @@ headless Chromium and is skipped where Chromium is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -23,8 +25,10 @@ from PIL import Image
 
 from spiknerf.cli import main as cli
 from spiknerf.nerf.camera_path import from_nerfstudio
+from spiknerf.nerf.checkpoint import latest_checkpoint, load_checkpoint
 from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 from spiknerf.nerf.rays import frame_rays, look_at
+from spiknerf.nerf.run import read_config
 from spiknerf.nerf.spike_map import ray_maps, spike_map
 from spiknerf.viewer import app
 from spiknerf.viewer.browser import Browser, find_chromium
@@ -224,6 +228,61 @@ def test_a_render_waits_for_the_end_of_a_step_and_the_step_for_the_render():
     gate.close()
     with gate.turn():  # training over: no waiting
         pass
+
+
+def test_train_with_the_viewer_shows_each_model_and_trains_as_without(run, tmp_path, monkeypatch, capsys):
+    """`spiknerf train --viewer` as a watched run: renders keep coming between steps (the teacher's, then the
+    student's), and the run ends with the same checkpoints, bit for bit, as the same run without the viewer."""
+    import spiknerf.nerf.train as train
+
+    monkeypatch.setattr(app.SpikingViewer, "has_clients", property(lambda self: True))  # as if a browser watched
+    shown, stop, threads = [], threading.Event(), []
+
+    def watched(cfg, scene, folder):
+        viewer = make_viewer(cfg, scene, folder)
+
+        def keep_rendering():
+            while not stop.is_set():
+                with contextlib.suppress(RuntimeError):  # no model yet
+                    shown.append(viewer.viewer.render(camera(viewer.models))[1].model)
+
+        threads.append(threading.Thread(target=keep_rendering, daemon=True))
+        threads[0].start()
+        close = viewer.close
+
+        def stop_then_close():
+            stop.set()
+            threads[0].join(60)
+            close()
+
+        viewer.close = stop_then_close
+        return viewer
+
+    make_viewer = train.training_viewer
+    monkeypatch.setattr(train, "training_viewer", watched)
+    monkeypatch.setattr(train, "evaluate_run", lambda *args, **kwargs: {})  # evaluation is not what is tested here
+    monkeypatch.setattr(train, "format_table", lambda metrics: "")
+    data = read_config(run).data
+    out = tmp_path / "watched"
+    capsys.readouterr()
+    assert cli(["train", "--data", data, "--out", str(out), "--steps", "8", "--eval-every", "100",
+                "--video-frames", "0", "--device", "cpu", "--viewer", "--viewer-port", "0"]) == 0
+    assert re.search(r"^viewer: http://127\.0\.0\.1:\d+$", capsys.readouterr().err, re.MULTILINE)
+    assert "teacher" in shown and "student" in shown and shown.index("teacher") < shown.index("student")
+    for phase in ("teacher", "student"):
+        watched_state = load_checkpoint(latest_checkpoint(out, phase))
+        plain_state = load_checkpoint(latest_checkpoint(run, phase))
+        for part in ("model", "sampler"):
+            for key, value in plain_state[part].items():
+                assert torch.equal(watched_state[part][key], value), (phase, part, key)
+        assert torch.equal(watched_state["torch_rng"], plain_state["torch_rng"])
+
+
+def test_a_bad_viewer_port_is_refused_before_the_run_folder_is_made(tmp_path, capsys):
+    capsys.readouterr()
+    assert cli(["train", "--out", str(tmp_path / "run"), "--viewer", "--viewer-port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--viewer-port" in err and not (tmp_path / "run").exists()
 
 
 # --------------------------------------------------------------------------------------------- in a browser

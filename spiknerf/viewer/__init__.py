@@ -6,5 +6,5 @@ holds the server and its panels, :mod:`~spiknerf.viewer.frame` renders one frame
 and what it cost, :mod:`~spiknerf.viewer.models` the models shown,
 :mod:`~spiknerf.viewer.keyframes` the camera paths and :mod:`~spiknerf.viewer.gate`
 the turns renders take with training steps. Built on :mod:`spiknerf.nerf`, which
-never imports it.
+imports it only when ``train --viewer`` asks for it (the viewer extra may be absent).
 """
