@@ -38,7 +38,7 @@ def main() -> None:
     server = app.start_server("127.0.0.1", 0)
     viewer = app.SpikingViewer(server, shown, Path(tempfile.mkdtemp()), run=args.run)
     if args.resolution:
-        viewer.render_tab_state.viewer_res = args.resolution
+        viewer.set_resolution(args.resolution)
     try:
         with Browser(chromium, *args.size, timeout=300) as browser:
             browser.open(f"http://127.0.0.1:{server.get_port()}")

@@ -3,7 +3,7 @@
 nerfview renders in a thread per connected browser: small frames while the
 camera moves (sized from the measured rays per second for about 30 frames a
 second, at least 30 pixels high), then one at full resolution once it stops
-(the longer side :attr:`SpikingViewer.full_resolution`, by default the training
+(its longer side as :meth:`SpikingViewer.set_resolution` sets it, by default the training
 images'). Nothing renders while no browser is connected.
 
 Panels: the model (the student in its folded, addition-only form, or the
@@ -228,6 +228,11 @@ class SpikingViewer(nerfview.Viewer):
         return save_camera_path(self.paths_dir, name, data)
 
     # --- panels --------------------------------------------------------------------------------------------------
+
+    def set_resolution(self, pixels: int) -> None:
+        """Render still frames ``pixels`` wide on their longer side (as the **Full resolution** slider does)."""
+        self._resolution.value = pixels
+        self._set_resolution(pixels)
 
     def _set_resolution(self, pixels: int) -> None:
         self.render_tab_state.viewer_res = pixels
