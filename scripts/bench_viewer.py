@@ -2,6 +2,7 @@
 
     python scripts/bench_viewer.py --run runs/viewer-lego                 # both tables
     python scripts/bench_viewer.py --run runs/viewer-lego --only speed    # frames a second only
+    python scripts/bench_viewer.py --only training --repeats 3            # what --viewer costs training
 
 ``viewer_speed``: for the teacher and the folded student of ``--run``, frames a
 second while the camera orbits (each frame sized as nerfview sizes a moving
@@ -13,8 +14,10 @@ steps three times, each in a fresh process with one thread: without the
 viewer, with ``--viewer`` and no browser, and with ``--viewer`` and headless
 Chromium showing it; steps a second of wall-clock time from the run's start to
 its final evaluation (the viewer's turns between steps count; the scene's
-loading does not). The runs alternate ``--repeats`` times, so that load from
-other work hits all alike.
+loading does not), and the CPU seconds the training process spent until then
+(Chromium's own are not counted). The runs alternate ``--repeats`` times, so
+that load from other work hits all alike; on a loaded machine the CPU seconds
+are the steadier measure.
 
 Writes ``docs/results/viewer_speed.json`` and ``docs/results/viewer_training.json``
 and regenerates the docs.
@@ -54,13 +57,14 @@ def speed(run: Path, seconds: float, threads: int) -> list[dict]:
         app.stop_server(server, viewer)
 
 
-def train_once(setup: str, steps: int, out: Path) -> float:
-    """Train the built-in scene's teacher in a fresh process; its steps a second of wall-clock time, from the
-    run's start to its final evaluation (so that the viewer's turns between steps count)."""
+def train_once(setup: str, steps: int, out: Path) -> tuple[float, float]:
+    """Train the built-in scene's teacher in a fresh process, stopped when its final evaluation begins. Its steps
+    a second of wall-clock time from the run's start to that evaluation (so that the viewer's turns between steps
+    count), and the CPU seconds the process spent until then (loading and compiling included)."""
     from spiknerf.viewer.browser import Browser, find_chromium
 
     args = [sys.executable, "-m", "spiknerf.cli", "train", "--model", "teacher", "--steps", str(steps), "--out",
-            str(out), "--video-frames", "0", "--eval-every", str(10 * steps)]
+            str(out), "--video-frames", "0", "--eval-every", str(10 * steps), "--viewer-port", "0"]
     if setup != SETUPS[0]:
         args.append("--viewer")
     env = os.environ | {"OMP_NUM_THREADS": "1"}
@@ -74,32 +78,40 @@ def train_once(setup: str, steps: int, out: Path) -> float:
                 browser.open(found.group(1))
             if line.startswith("run directory:"):
                 began = time.perf_counter()
-            if line.startswith("evaluating") and ended is None:
+            if line.startswith("evaluating"):
                 ended = time.perf_counter()
-        process.wait()
+                process.terminate()  # what is measured is over; the evaluation is the same in every setup
+                break
     finally:
         if browser is not None:
             browser.close()
-    if process.returncode != 0 or began is None or ended is None:
-        raise SystemExit(f"{setup}: training failed")
-    return steps / (ended - began)
+        process.stderr.close()
+        _, status, usage = os.wait4(process.pid, 0)  # the child's own CPU time, which Popen.wait does not give
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if began is None or ended is None:
+        raise SystemExit(f"{setup}: training failed (exit code {process.returncode})")
+    return steps / (ended - began), usage.ru_utime + usage.ru_stime
 
 
 def training(steps: int, repeats: int) -> list[dict]:
     rates: dict[str, list[float]] = {s: [] for s in SETUPS}
+    cpu: dict[str, list[float]] = {s: [] for s in SETUPS}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(repeats):
             for k, setup in enumerate(SETUPS):
-                rates[setup].append(train_once(setup, steps, Path(tmp) / f"{r}-{k}"))
-                print(f"{setup}: {rates[setup][-1]:.2f} steps/s", file=sys.stderr)
-    base = statistics.median(rates[SETUPS[0]])
-    return [{"setup": s, "steps_per_second": statistics.median(v), "runs": v,
-             "slowdown_pct": 100 * (1 - statistics.median(v) / base)} for s, v in rates.items()]
+                rate, seconds = train_once(setup, steps, Path(tmp) / f"{r}-{k}")
+                rates[setup].append(rate)
+                cpu[setup].append(seconds)
+                print(f"{setup}: {rate:.2f} steps/s, {seconds:.1f} CPU s", file=sys.stderr)
+    base, base_cpu = statistics.median(rates[SETUPS[0]]), statistics.median(cpu[SETUPS[0]])
+    return [{"setup": s, "steps_per_second": statistics.median(rates[s]), "runs": rates[s],
+             "slowdown_pct": 100 * (1 - statistics.median(rates[s]) / base), "cpu_seconds": statistics.median(cpu[s]),
+             "cpu_runs": cpu[s], "cpu_extra_pct": 100 * (statistics.median(cpu[s]) / base_cpu - 1)} for s in SETUPS]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, required=True, help="a trained run (teacher and student)")
+    parser.add_argument("--run", type=Path, help="a trained run (teacher and student), for the speed table")
     parser.add_argument("--only", choices=("speed", "training"))
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of moving camera per model")
     parser.add_argument("--threads", type=int, default=1)
@@ -107,6 +119,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     command = "python scripts/bench_viewer.py " + " ".join(sys.argv[1:])
+    if args.only != "training" and args.run is None:
+        parser.error("--run RUN is needed for the speed table (or --only training)")
     if args.only in (None, "speed"):
         rows = speed(args.run, args.seconds, args.threads)
         write_results(Results(table="viewer_speed", rows=rows, settings={"run": str(args.run),

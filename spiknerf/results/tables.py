@@ -216,6 +216,9 @@ VIEWER_TRAINING_COLUMNS = [
     Column("steps_per_second", "steps/s (median)", ".2f"),
     Column("runs", "steps/s of each run", ".2f"),
     Column("slowdown_pct", "slower than without, %", ".1f"),
+    Column("cpu_seconds", "CPU s (median)", ".1f"),
+    Column("cpu_runs", "CPU s of each run", ".1f"),
+    Column("cpu_extra_pct", "more CPU than without, %", ".1f"),
 ]
 
 
