@@ -94,6 +94,14 @@ def linear_ops(m: nn.Linear, x: Tensor) -> tuple[str, Tensor]:
 
     A spike-reading layer costs its fan-out for every non-zero input; an analog one ``in × out`` MACs for
     every input vector, so a ``[T, B, in]`` input costs each row T times that.
+
+    Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from spiknerf.neurons import linear_ops
+        >>> kind, ops = linear_ops(nn.Linear(4, 3), torch.rand(2, 5, 4))  # T = 2 steps of 5 rows
+        >>> kind, ops.tolist()
+        ('mac', [24.0, 24.0, 24.0, 24.0, 24.0])
     """
     x = x.reshape(-1, *x.shape[-2:]) if x.dim() >= 2 else x.reshape(1, 1, -1)
     if isinstance(m, SpikeLinear):
