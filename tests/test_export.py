@@ -139,10 +139,33 @@ def test_marching_cubes_of_a_sphere_density_is_that_sphere_in_the_written_file(t
     assert np.abs(colours - expect).mean() < 0.02
 
 
+def test_culling_keeps_the_faces_a_view_sees_as_its_surface():
+    """A sphere seen by one camera on +z: its front half stays, its back half (never rendered) goes."""
+    from spiknerf.export.mesh import cull_unseen, seen_vertices
+    from spiknerf.export.views import View
+    from spiknerf.nerf.rays import look_at, pixel_rays
+
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.5)
+    size, focal = 128, 200.0
+    c2w = look_at(torch.tensor([0.0, 0.0, 4.0]), torch.zeros(3), torch.tensor([0.0, 1.0, 0.0]))
+    intrinsics = torch.tensor([focal, focal, size / 2, size / 2])
+    ys, xs = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    o, d = pixel_rays(c2w, intrinsics, xs.reshape(-1), ys.reshape(-1))
+    b = (o * d).sum(-1)
+    disc = b * b - ((o * o).sum(-1) - 0.25)
+    hit = disc > 0
+    depth = torch.where(hit, -b - disc.clamp(min=0).sqrt(), torch.zeros_like(b)).reshape(size, size)
+    view = View(torch.zeros(size, size, 3), hit.float().reshape(size, size), depth, o, d)
+    culled = cull_unseen(sphere, seen_vertices(sphere, [(view, c2w, intrinsics)], tol=0.03))
+    z = culled.vertices[:, 2]
+    assert (z > -0.05).all() and z.max() == pytest.approx(0.5)
+    assert 0.25 < len(culled.faces) / len(sphere.faces) < 0.5  # the front half, less a grazing rim
+
+
 def test_mesh_of_a_run_is_written_and_loads_with_colours(teacher_run, tmp_path, capsys):
     out = tmp_path / "exports" / "mesh.ply"
     text = run_cli(["export", "mesh", "--run", str(teacher_run), "--model", "teacher", "--resolution", "16",
-                    "--threshold", "1.0", "--out", str(out)], capsys)
+                    "--threshold", "1.0", "--cull", "none", "--out", str(out)], capsys)
     mesh = trimesh.load(out, force="mesh")
     assert len(mesh.faces) > 0 and mesh.visual.kind == "vertex"
     assert str(len(mesh.vertices)) in text
@@ -255,14 +278,18 @@ def test_a_ternary_soft_student_round_trips_exactly(scene):
 
 # --------------------------------------------------------------------------------------------- bad input
 
-def refused(args: list[str], capsys, *words: str) -> str:
+def refused(args: list[str], capsys, *words: str, after_work: bool = False) -> str:
+    """One ``error:`` line and exit code 2; nothing else on stderr unless the error could only be found
+    ``after_work`` (then the work's progress bars come first and the error is the last line)."""
     capsys.readouterr()
     code = cli(args)
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and len([line for line in err.splitlines() if line.strip()]) == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(errors) == 1 and lines[-1] == errors[0], err
+    assert after_work or len(lines) == 1, err
     for word in words:
         assert word in errors[0], (word, errors[0])
     return errors[0]
@@ -322,11 +349,17 @@ def test_outputs_that_are_folders_or_files_in_the_way_are_one_error(binary_run, 
 @pytest.mark.parametrize("args, words", [
     (["--resolution", "4"], ["--resolution"]),
     (["--resolution", "100000"], ["GiB"]),
-    (["--threshold", "1e30"], ["no surface"]),
     (["--model", "both"], ["invalid choice"]),
+    (["--threshold", "-1"], ["--threshold"]),
 ])
 def test_bad_mesh_options_are_one_error(binary_run, tmp_path, capsys, args, words):
     refused(["export", "mesh", "--run", str(binary_run), "--out", str(tmp_path / "m.ply"), *args], capsys, *words)
+    assert not (tmp_path / "m.ply").exists()
+
+
+def test_a_threshold_the_density_never_reaches_is_one_error_after_sampling(binary_run, tmp_path, capsys):
+    refused(["export", "mesh", "--run", str(binary_run), "--out", str(tmp_path / "m.ply"), "--resolution", "16",
+             "--threshold", "1e30"], capsys, "no surface", "density ranges over", after_work=True)
     assert not (tmp_path / "m.ply").exists()
 
 
