@@ -1,10 +1,11 @@
 """How close an exported mesh lies to a known surface: Chamfer distance and normal consistency.
 
 For the built-in scene the true surface comes from its generator's own shapes
-(:mod:`spiknerf.nerf.synthetic`): rays from cameras all around the scene are
-traced against them, and their first hits are points on the outer boundary of
-the union of the shapes, with exact normals (hidden faces, such as where the
-box rests on the pedestal, are not in it). The hits are thinned to one per cube
+(:mod:`spiknerf.nerf.synthetic`): rays from eyes placed as its training cameras
+are placed (the upper hemisphere) are traced against them, and their first hits
+are points of the surface those cameras can see, with exact normals: what a
+NeRF of its views can know. The pedestal's underside, and faces hidden where
+shapes touch, are not in it. The hits are thinned to one per cube
 of side ``voxel`` so that the sample is near uniform over the area.
 
 Distances between the two sets are nearest-neighbour distances (a k-d tree):
@@ -15,6 +16,8 @@ nearest pairs, both ways (1: every normal agrees).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -31,15 +34,21 @@ def thin(points: np.ndarray, voxel: float) -> np.ndarray:
 
 def builtin_surface(rays: int = 1 << 22, voxel: float = 0.004, seed: int = 0,
                     batch: int = 1 << 18) -> tuple[np.ndarray, np.ndarray]:
-    """Points ``[N, 3]`` and outward unit normals on the built-in scene's visible-from-outside surface."""
-    from spiknerf.nerf.synthetic import CAMERA_RADIUS, scene_shapes, trace
+    """Points ``[N, 3]`` and outward unit normals on the built-in scene's surface as its training cameras see
+    it: rays from eyes spread as the generator spreads its cameras (radius ``CAMERA_RADIUS``, elevations
+    ``ELEVATION_DEG``, uniform over the sphere's area) towards random points of the box."""
+    from spiknerf.nerf.synthetic import CAMERA_RADIUS, ELEVATION_DEG, scene_shapes, trace
 
     shapes = scene_shapes()
     gen = torch.Generator().manual_seed(seed)
+    lo, hi = (math.sin(math.radians(e)) for e in ELEVATION_DEG)
     points, normals = [], []
     for start in range(0, rays, batch):
         n = min(batch, rays - start)
-        eye = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen), dim=-1) * CAMERA_RADIUS
+        z = lo + (hi - lo) * torch.rand(n, generator=gen)
+        azimuth = 2 * math.pi * torch.rand(n, generator=gen)
+        ring = (1 - z * z).sqrt()
+        eye = CAMERA_RADIUS * torch.stack([ring * azimuth.cos(), ring * azimuth.sin(), z], -1)
         target = (torch.rand(n, 3, generator=gen) * 2 - 1) * 1.3
         d = torch.nn.functional.normalize(target - eye, dim=-1)
         hit, _ = trace(shapes, eye, d)
