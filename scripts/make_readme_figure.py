@@ -31,15 +31,12 @@ GAP = 8  # white pixels between the two images
 def figure(run: Path, view: int, scale: int, weighting: str) -> torch.Tensor:
     """The two images side by side, ``[H, 2 W + GAP, 3]`` uint8."""
     config = read_config(run)
-    scene = open_scene(config)
+    scene = open_scene(run, config)
     model, sampler, _ = load_model(run, "student", config, scene, torch.device("cpu"))
     split = scene.splits["test"]
     if not 0 <= view < len(split):
         raise InputError(f"--view {view}: the test split has {len(split)} views")
-    ys, xs = split.image_pixels()
-    index = torch.full_like(ys, view)
-    o, d = split.rays(index, ys, xs)
-    vd = split.view_dirs(index, ys, xs) if split.ndc else None
+    o, d, vd = split.view_rays(view)
     background = eval_background(scene)
     rgb = render_chunks(model, sampler, o, d, background, vd).rgb.reshape(split.height, split.width, 3)
     counts = spike_map(model, sampler, o, d, background, vd, weighting=weighting)
