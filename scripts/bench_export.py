@@ -40,7 +40,7 @@ from spiknerf.export.pointcloud import PointCloudConfig, export_pointcloud
 from spiknerf.export.preview import camera, mesh_picture, splat
 from spiknerf.export.source import open_run
 from spiknerf.nerf.evaluate import sample_points
-from spiknerf.nerf.run import eval_background
+from spiknerf.nerf.run import eval_background, read_config
 from spiknerf.nerf.spike_map import colorize
 from spiknerf.paths import ROOT
 from spiknerf.results import Results, provenance, write_results
@@ -96,8 +96,8 @@ def nir_rows(run: Path, binary_run: Path | None, work: Path) -> list[dict]:
             continue
         graph, report = export_nir(NIRConfig(run=str(path), out=str(work / f"{path.name}.nir"),
                                              points=NIR_POINTS, device="cpu"))
-        config = json.loads((path / "config.json").read_text())
-        rows.append(_row(label, config["neuron"], config["reset"], report))
+        student = read_config(path).student
+        rows.append(_row(label, student.neuron, student.reset, report))
     # the same weights with a hard reset: the form that NIR cannot hold exactly
     source = open_run(run, "student", "cpu")
     for module in source.model.modules():
@@ -105,8 +105,8 @@ def nir_rows(run: Path, binary_run: Path | None, work: Path) -> list[dict]:
             module.p = module.p._replace(reset="hard")
     points, dirs = sample_points(source.model, source.sampler, source.scene.splits["train"],
                                  eval_background(source.scene), source.device, NIR_POINTS)
-    graph = student_graph(source.model, ACTIVATIONS[source.config["preset"]])
-    rows.append(_row("distilled student, reset switched to hard", source.config["neuron"], "hard",
+    graph = student_graph(source.model, ACTIVATIONS[source.config.preset])
+    rows.append(_row("distilled student, reset switched to hard", source.config.student.neuron, "hard",
                      round_trip(source.model, graph, points, dirs)))
     return rows
 
@@ -143,7 +143,7 @@ def pictures(run: Path, meshes: dict[str, trimesh.Trimesh], work: Path) -> None:
     shade = colorize(torch.from_numpy(np.where(opacity > 0.5, (hi - depth) / (hi - lo), 0.0)), 1.0).numpy()
     gray = np.repeat(opacity[..., None], 3, -1)
     picture = np.concatenate([shade, gray], 1)
-    big = np.kron(picture, np.ones((3, 3, 1)))  # 128 px views shown at 3x
+    big = np.kron(picture, np.ones((3, 3, 1)))  # small views enlarged, each pixel a 3-pixel square
     iio.imwrite(IMAGES / "export-depth.png", (np.clip(big, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 

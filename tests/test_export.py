@@ -6,7 +6,6 @@ Runs are forged with the package's own writers (as tests/test_hostile_runs.py do
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -29,11 +28,13 @@ from spiknerf.export.nir_sim import simulate
 from spiknerf.export.views import surface_depth
 from spiknerf.nerf.checkpoint import save_checkpoint
 from spiknerf.nerf.data import load_scene
-from spiknerf.nerf.presets import PRESETS, build_sampler, build_student, build_teacher
+from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.run import eval_background
 from spiknerf.nerf.run_folder import RUN_CONFIG, hold_run
-from spiknerf.nerf.train import Phase, TrainConfig
+from spiknerf.nerf.student import StudentSettings
+from spiknerf.nerf.train import Phase
+from spiknerf.nerf.train_config import TrainConfig, config_json
 from spiknerf.neurons import LIFParameters, Surrogate, lif_multistep
 
 
@@ -67,19 +68,20 @@ def forge_run(path: Path, scene: Path, student: dict | None = None) -> Path:
     """A finished fast-preset run made as train makes one, with untrained models whose density is raised so that
     rays see something; ``student``: its neuron options (else a teacher-only run)."""
     cfg = TrainConfig(data=str(scene), out=str(path), model="both" if student else "teacher", steps=2,
-                      device="cpu", video_frames=0, **(student or {}))
+                      device="cpu", video_frames=0, student=StudentSettings(**(student or {})))
     loaded = load_scene(scene)
+    fast = PRESETS["fast"]
     with hold_run(path, "train", create=True):
-        (path / RUN_CONFIG).write_text(json.dumps(dataclasses.asdict(cfg)))
+        (path / RUN_CONFIG).write_text(json.dumps(config_json(cfg)))
         torch.manual_seed(0)
-        phases = {"teacher": build_teacher("fast", loaded)}
+        phases = {"teacher": fast.teacher(loaded)}
         if student:
-            phases["student"] = build_student("fast", loaded, dataclasses.asdict(cfg))
+            phases["student"] = fast.student(loaded, cfg.student)
         for name, model in phases.items():
             head = model.density_net[-1] if name == "teacher" else model.density_head.fc
             with torch.no_grad():
                 head.bias[0] += 3.0
-            phase = Phase(name, model, build_sampler("fast", loaded, torch.device("cpu")), PRESETS["fast"], 2, 0)
+            phase = Phase(name, model, fast.sampler(loaded, torch.device("cpu")), fast, 2, 0)
             phase.step, phase.train_seconds = 2, 1.0
             save_checkpoint(path, name, 2, phase.state(), final=True)
     return path
@@ -186,8 +188,8 @@ def test_depth_export_matches_the_renderers_depth(binary_run, tmp_path, capsys):
     from spiknerf.nerf.run import load_model, read_config
     model, sampler, _ = load_model(binary_run, "student", read_config(binary_run), loaded, torch.device("cpu"))
     for i, view in enumerate(cameras["views"]):
-        o, d = test.image_rays(i)
-        image = render_chunks(model, sampler, o, d, eval_background(loaded))
+        o, d, vd = test.view_rays(i)
+        image = render_chunks(model, sampler, o, d, eval_background(loaded), view_dirs=vd)
         opacity = image.opacity.reshape(test.height, test.width)
         expected = surface_depth(image.depth.reshape(test.height, test.width), opacity).numpy()
         depth = np.load(out / view["depth"])
@@ -264,9 +266,8 @@ def test_a_soft_reset_neuron_in_nir_primitives_steps_as_ours(kind):
 
 def test_a_ternary_soft_student_round_trips_exactly(scene):
     loaded = load_scene(scene)
-    config = dataclasses.asdict(TrainConfig(neuron="ternary", reset="soft"))
     torch.manual_seed(1)
-    model = build_student("mlp", loaded, config).eval()
+    model = PRESETS["mlp"].student(loaded, StudentSettings(neuron="ternary", reset="soft")).eval()
     graph = student_graph(model, {"density": "softplus(x - 1)"})
     points = torch.rand(300, 3) * 3 - 1.5
     dirs = torch.nn.functional.normalize(torch.randn(300, 3), dim=-1)

@@ -1,7 +1,7 @@
 """How close an exported mesh lies to a known surface: Chamfer distance and normal consistency.
 
 For the built-in scene the true surface comes from its generator's own shapes
-(:mod:`spiknerf.nerf.synthetic`): rays from eyes placed as its training cameras
+(:mod:`spiknerf.nerf.data.builtin`): rays from eyes placed as its training cameras
 are placed (the upper hemisphere) are traced against them, and their first hits
 are points of the surface those cameras can see, with exact normals: what a
 NeRF of its views can know. The pedestal's underside, and faces hidden where
@@ -37,7 +37,7 @@ def builtin_surface(rays: int = 1 << 22, voxel: float = 0.004, seed: int = 0,
     """Points ``[N, 3]`` and outward unit normals on the built-in scene's surface as its training cameras see
     it: rays from eyes spread as the generator spreads its cameras (radius ``CAMERA_RADIUS``, elevations
     ``ELEVATION_DEG``, uniform over the sphere's area) towards random points of the box."""
-    from spiknerf.nerf.synthetic import CAMERA_RADIUS, ELEVATION_DEG, scene_shapes, trace
+    from spiknerf.nerf.data.builtin import CAMERA_RADIUS, ELEVATION_DEG, scene_shapes, trace
 
     shapes = scene_shapes()
     gen = torch.Generator().manual_seed(seed)

@@ -135,7 +135,7 @@ def export_nir(cfg: NIRConfig) -> tuple[nir.NIRGraph, dict[str, Any] | None]:
         raise InputError(f"--points must be >= 0 (got {cfg.points})")
     source = open_run(cfg.run, "student", cfg.device, world_space=False)
     out = output_file(cfg.out, (".nir",), "NIR graph")
-    graph = student_graph(source.model, ACTIVATIONS[source.config["preset"]])
+    graph = student_graph(source.model, ACTIVATIONS[source.config.preset])
     with held_if_inside(cfg.run, out):
         write_graph(graph, out)
     back = read_graph(out)

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +20,7 @@ from spiknerf.errors import InputError
 from spiknerf.nerf.data import Scene
 from spiknerf.nerf.run import choose_device, load_model, open_scene, read_config
 from spiknerf.nerf.run_folder import check_run, hold_run
+from spiknerf.nerf.train_config import TrainConfig
 
 MODELS = ("student", "teacher")
 
@@ -30,7 +30,7 @@ class Source:
     """A run opened for export: its config, scene, one trained model and its sampler, on ``device``."""
 
     run: Path
-    config: dict[str, Any]
+    config: TrainConfig
     scene: Scene
     model: nn.Module
     sampler: nn.Module

@@ -40,10 +40,10 @@ def surface_depth(depth: Tensor, opacity: Tensor) -> Tensor:
 
 def render_view(source: Source, split: Split, index: int) -> View:
     """Render view ``index`` of ``split`` with the source's model, on its device."""
-    o, d = split.image_rays(index)
-    image = render_chunks(source.model, source.sampler, o.to(source.device), d.to(source.device),
-                          eval_background(source.scene).to(source.device))
+    o, d, vd = split.view_rays(index, source.device)
+    image = render_chunks(source.model, source.sampler, o, d, eval_background(source.scene).to(source.device),
+                          view_dirs=vd)
     h, w = split.height, split.width
     opacity = image.opacity.cpu().reshape(h, w)
     return View(image.rgb.cpu().reshape(h, w, 3), opacity, surface_depth(image.depth.cpu().reshape(h, w), opacity),
-                o, d)
+                o.cpu(), d.cpu())
