@@ -39,6 +39,7 @@ from spiknerf.export.nir_graph import student_graph
 from spiknerf.export.pointcloud import PointCloudConfig, export_pointcloud
 from spiknerf.export.preview import camera, mesh_picture, splat
 from spiknerf.export.source import open_run
+from spiknerf.nerf.checkpoint import latest_checkpoint
 from spiknerf.nerf.evaluate import sample_points
 from spiknerf.nerf.run import eval_background, read_config
 from spiknerf.nerf.spike_map import colorize
@@ -111,6 +112,11 @@ def nir_rows(run: Path, binary_run: Path | None, work: Path) -> list[dict]:
     return rows
 
 
+def checkpoints(run: Path, phases: list[str]) -> dict[str, str | None]:
+    """The checkpoint file each phase of ``run`` is read from (a run stopped early has only step checkpoints)."""
+    return {p: (c.name if (c := latest_checkpoint(run, p)) else None) for p in phases}
+
+
 def _row(label: str, neuron: str, reset: str, report: dict) -> dict:
     spikes = sum(v["spikes"] for v in report["layers"].values())
     mismatches = sum(v["mismatches"] for v in report["layers"].values())
@@ -171,18 +177,22 @@ def main(argv: list[str] | None = None) -> int:
                 rows = [r for r in before.rows if r["model"] not in args.models] + rows
                 commands = [c for c in before.commands if c != command] + commands
             write_results(Results(table="export_mesh", rows=rows, commands=commands, settings={
-                "run": args.run.name, "mesh samples": MESH_SAMPLES, "colour": "head-on (inward normal)",
-                "threshold": "ln 2 / march step"}, notes=[
+                "run": args.run.name, "checkpoints": checkpoints(args.run, ["teacher", "student"]),
+                "mesh samples": MESH_SAMPLES, "colour": "head-on (inward normal)", "cull": "seen",
+                "threshold": "ln 2 / march step", "torch threads": torch.get_num_threads()}, notes=[
                 "Chamfer distance: mean of accuracy (mesh samples to the true surface) and completeness (true "
                 "points to mesh samples), nearest-neighbour distances in scene units; % of the extent, the box's "
                 "longest side.",
-                "True surface: first hits of 4M rays from all around on the generator's shapes, thinned to one per "
-                "4 mm cube (scene units), so faces hidden inside the union of the shapes are not in it.",
-                "Peak RSS: growth of this process's peak resident set over the export (grid, marching cubes, "
+                "True surface: first hits on the generator's shapes of 4M rays from eyes spread as its training "
+                "cameras are (upper hemisphere), thinned to one per cube of side 0.004 (scene units): the surface "
+                "the training views see; the pedestal's underside and faces hidden where shapes touch are not in it.",
+                "Peak RSS: growth of this process's peak resident set over the export (grid, marching cubes, culling, "
                 "colours, writing)."], **provenance(command, code=code)))
         if "nir" not in args.skip:
+            runs = [args.run] + ([args.binary_run] if args.binary_run else [])
             write_results(Results(table="export_nir", rows=nir_rows(args.run, args.binary_run, work), settings={
-                "points": NIR_POINTS, "dt": 1.0}, notes=[
+                "points": NIR_POINTS, "dt": 1.0,
+                "checkpoints": {r.name: checkpoints(r, ["student"])["student"] for r in runs}}, notes=[
                 "Graph written with nir.write, read back with nir.read and simulated by spiknerf.export.nir_sim on "
                 "sample points of the first training view; compared with the student's own spikes and per-step "
                 "readouts on the same inputs.",
