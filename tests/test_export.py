@@ -371,3 +371,37 @@ def test_bad_point_cloud_and_depth_options_are_one_error(binary_run, tmp_path, c
             "--split val")
     refused(["export", "nir", "--run", str(binary_run), "--out", str(tmp_path / "g.nir"), "--points", "-1"], capsys,
             "--points")
+
+
+@pytest.mark.parametrize("job, out", [("mesh", "m.ply"), ("pointcloud", "p.ply"), ("depth", "d")])
+def test_a_forward_facing_run_is_one_error_for_world_space_exports(llff_scene, tmp_path, capsys, job, out):
+    run = forge_run(tmp_path / "llff-run", llff_scene())
+    refused(["export", job, "--run", str(run), "--model", "teacher", "--out", str(tmp_path / out)], capsys,
+            "forward-facing")
+    assert not (tmp_path / out).exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_where_there_is_none_is_one_error(binary_run, tmp_path, capsys):
+    refused(["export", "nir", "--run", str(binary_run), "--device", "cuda", "--out", str(tmp_path / "g.nir")],
+            capsys, "--device cuda")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_whose_config_is_not_json_is_one_error(binary_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "broken"
+    shutil.copytree(binary_run, run)
+    (run / RUN_CONFIG).write_text("{not json")
+    refused(["export", "mesh", "--run", str(run), "--out", str(tmp_path / "m.ply")], capsys, str(run / RUN_CONFIG))
+    assert not (tmp_path / "m.ply").exists()
+
+
+def test_a_missing_export_extra_is_one_error_naming_it(binary_run, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "spiknerf.export.mesh")
+    monkeypatch.setitem(sys.modules, "trimesh", None)  # as if trimesh were not installed
+    refused(["export", "mesh", "--run", str(binary_run), "--out", str(tmp_path / "m.ply")], capsys,
+            "'export' extra", "trimesh", "pip install")
