@@ -20,6 +20,7 @@ then regenerates the docs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -56,35 +57,36 @@ VIEW = camera((3.2, -3.0, 2.4), (0.0, 0.0, -0.25))
 FOCAL, SIZE = 560.0, 480
 
 
-def measure_meshes(run: Path, resolutions: list[int], models: list[str], work: Path) -> tuple[list[dict], dict]:
-    """Rows of the mesh table, and the meshes at the highest resolution by model."""
+def measure_meshes(run: Path, resolutions: list[int], models: list[str], culls: list[str],
+                   work: Path) -> tuple[list[dict], dict]:
+    """Rows of the mesh table, and the culled meshes at the highest resolution by model."""
     t0 = time.perf_counter()
     truth, truth_normals = builtin_surface()
     print(f"true surface: {len(truth)} points in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     rows, meshes = [], {}
-    for model in models:
-        for res in resolutions:
-            cfg = MeshConfig(run=str(run), out=str(work / f"{model}-{res}.ply"), model=model, resolution=res,
-                             device="cpu")
-            holder: dict = {}
+    for model, cull, res in itertools.product(models, culls, resolutions):
+        cfg = MeshConfig(run=str(run), out=str(work / f"{model}-{cull}-{res}.ply"), model=model, resolution=res,
+                         cull=cull, device="cpu")
+        holder: dict = {}
 
-            def job(cfg=cfg, holder=holder):
-                start = time.perf_counter()
-                holder["mesh"], holder["threshold"] = export_mesh(cfg, progress=False)
-                holder["seconds"] = time.perf_counter() - start
-                return holder["mesh"]
+        def job(cfg=cfg, holder=holder):
+            start = time.perf_counter()
+            holder["mesh"], holder["threshold"] = export_mesh(cfg, progress=False)
+            holder["seconds"] = time.perf_counter() - start
+            return holder["mesh"]
 
-            growth = rss_growth_mb(job)
-            mesh = trimesh.load(cfg.out, force="mesh")  # what a person gets: the file read back
-            scores = surface_distances(*mesh_samples(mesh, MESH_SAMPLES), truth, truth_normals)
-            size = extent(open_run(run, model, "cpu").scene.aabb)
-            rows.append({"model": model, "resolution": res, "threshold": holder["threshold"],
-                         "chamfer": scores["chamfer"], "chamfer_pct": 100 * scores["chamfer"] / size,
-                         "accuracy": scores["accuracy"], "completeness": scores["completeness"],
-                         "normal_consistency": scores["normal_consistency"], "seconds": holder["seconds"],
-                         "rss_growth_mb": growth, "vertices": len(mesh.vertices), "faces": len(mesh.faces),
-                         "extent": size})
-            print(json.dumps(rows[-1]), file=sys.stderr)
+        growth = rss_growth_mb(job)
+        mesh = trimesh.load(cfg.out, force="mesh")  # what a person gets: the file read back
+        scores = surface_distances(*mesh_samples(mesh, MESH_SAMPLES), truth, truth_normals)
+        size = extent(open_run(run, model, "cpu").scene.aabb)
+        rows.append({"model": model, "cull": cull, "resolution": res, "threshold": holder["threshold"],
+                     "chamfer": scores["chamfer"], "chamfer_pct": 100 * scores["chamfer"] / size,
+                     "accuracy": scores["accuracy"], "completeness": scores["completeness"],
+                     "normal_consistency": scores["normal_consistency"], "seconds": holder["seconds"],
+                     "rss_growth_mb": growth, "vertices": len(mesh.vertices), "faces": len(mesh.faces),
+                     "extent": size})
+        print(json.dumps(rows[-1]), file=sys.stderr)
+        if cull == "seen":
             meshes[model] = mesh
     return rows, meshes
 
@@ -159,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--binary-run", type=Path, help="a binary hard-reset student of the same scene")
     parser.add_argument("--resolutions", type=int, nargs="+", default=[128, 256])
     parser.add_argument("--models", nargs="+", default=["teacher", "student"])
+    parser.add_argument("--culls", nargs="+", default=["seen", "none"], choices=["seen", "none"])
     parser.add_argument("--skip", nargs="*", default=[], choices=["mesh", "nir", "pictures"])
     parser.add_argument("--append", action="store_true",
-                        help="keep the mesh rows of other models already in export_mesh.json (one model a process)")
+                        help="keep the rows of export_mesh.json that this call does not measure again")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     command = "python scripts/bench_export.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -170,15 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         meshes = {}
         if "mesh" not in args.skip:
-            rows, meshes = measure_meshes(args.run, args.resolutions, args.models, work)
+            rows, meshes = measure_meshes(args.run, args.resolutions, args.models, args.culls, work)
             commands = [command]
             if args.append and results_path("export_mesh").exists():
                 before = load_table("export_mesh")
-                rows = [r for r in before.rows if r["model"] not in args.models] + rows
+                for r in before.rows:  # rows measured before --culls existed were culled as settings say
+                    r.setdefault("cull", before.settings.get("cull", "seen"))
+                fresh = {(r["model"], r["cull"], r["resolution"]) for r in rows}
+                rows = [r for r in before.rows if (r["model"], r["cull"], r["resolution"]) not in fresh] + rows
                 commands = [c for c in before.commands if c != command] + commands
             write_results(Results(table="export_mesh", rows=rows, commands=commands, settings={
                 "run": args.run.name, "checkpoints": checkpoints(args.run, ["teacher", "student"]),
-                "mesh samples": MESH_SAMPLES, "colour": "head-on (inward normal)", "cull": "seen",
+                "mesh samples": MESH_SAMPLES, "colour": "head-on (inward normal)",
                 "threshold": "ln 2 / march step", "torch threads": torch.get_num_threads()}, notes=[
                 "Chamfer distance: mean of accuracy (mesh samples to the true surface) and completeness (true "
                 "points to mesh samples), nearest-neighbour distances in scene units; % of the extent, the box's "
