@@ -33,6 +33,7 @@ TOPICS = {
     "evaluation and output": ["--out", "--dry-run", "--eval-every", "--eval-views", "--eval-pixels", "--video-frames",
                               "--fps"],
     "device": ["--device"],
+    "web viewer": ["--viewer", "--viewer-host", "--viewer-port"],
 }
 
 

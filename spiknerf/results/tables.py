@@ -208,6 +208,43 @@ REALPHOTOS_COLUMNS = [
 CUDA_CHECK_COLUMNS = [Column("check", "check"), Column("measure", "measure"),
                       Column("worst", "worst case", ".2g"), Column("detail", "detail")]
 
+
+def _size(prefix: str):
+    return lambda row: f"{number(row[prefix + '_width'], '.0f')} × {number(row[prefix + '_height'], '.0f')}"
+
+
+VIEWER_SPEED_COLUMNS = [
+    Column("model", "model"),
+    Column("moving_fps", "frames/s moving", ".1f"),
+    Column("moving_size", "frame moving", _size("moving")),
+    Column("full_size", "frame still", _size("full")),
+    Column("full_seconds", "s to the still frame", ".2f"),
+    Column("threads", "threads"),
+]
+VIEWER_TRAINING_COLUMNS = [
+    Column("setup", "training"),
+    Column("steps_per_second", "steps/s (median)", ".2f"),
+    Column("runs", "steps/s of each run", ".2f"),
+    Column("slowdown_pct", "slower than without, %", ".1f"),
+    Column("cpu_seconds", "CPU s (median)", ".1f"),
+    Column("cpu_runs", "CPU s of each run", ".1f"),
+    Column("cpu_extra_pct", "more CPU than without, %", ".1f"),
+]
+
+
+MESH_TARGET_PCT = 1.0  # issue 25's target: the most mean Chamfer distance allowed, in percent of the extent
+
+
+def _mesh_target(r: Results) -> list[str]:
+    lines = []
+    for row in r.rows:
+        if row["resolution"] == 256 and row.get("cull", "seen") == "seen":
+            met = "met" if row["chamfer_pct"] <= MESH_TARGET_PCT else "not met"
+            lines.append(f"Target (Chamfer ≤ {MESH_TARGET_PCT:g} % of the extent at 256³), {row['model']}: "
+                         f"{number(row['chamfer_pct'], '.2f')} %, {met}.")
+    return lines
+
+
 TABLES: dict[str, TableSpec] = {
     "spiknerf_default_run": TableSpec(DEFAULT_RUN_COLUMNS),
     "realphotos": TableSpec(REALPHOTOS_COLUMNS),
@@ -246,6 +283,22 @@ TABLES: dict[str, TableSpec] = {
     "temporal_tau": TableSpec([Column("task", "task"), Column("median", "median", ".1f"),
                                Column("p10", "10th percentile", ".1f"), Column("p90", "90th percentile", ".1f"),
                                Column("max", "max", ".0f"), Column("initial", "initial range", _tau_range)]),
+    "viewer_speed": TableSpec(VIEWER_SPEED_COLUMNS),
+    "viewer_training": TableSpec(VIEWER_TRAINING_COLUMNS),
+    "export_mesh": TableSpec([
+        Column("model", "model"), Column("cull", "cull"), Column("resolution", "grid", ".0f", suffix="³"),
+        Column("chamfer", "Chamfer (scene units)", ".4f"), Column("chamfer_pct", "% of extent", ".2f"),
+        Column("accuracy", "accuracy", ".4f"), Column("completeness", "completeness", ".4f"),
+        Column("normal_consistency", "normal consistency", ".3f"), Column("threshold", "threshold σ", ".3g"),
+        Column("faces", "faces", ",.0f"), Column("seconds", "export s", ".1f"),
+        Column("rss_growth_mb", "peak RSS growth MB", ".0f"),
+    ], _mesh_target),
+    "export_nir": TableSpec([
+        Column("student", "student"), Column("neuron", "neuron"), Column("reset", "reset"),
+        Column("spikes", "spikes compared", ",.0f"), Column("mismatches", "differ", ",.0f"),
+        Column("agreement_pct", "agree %", ".4f"), Column("readout_max_abs_diff", "readout max abs diff", ".3g"),
+        Column("identical", "identical", lambda row: "yes" if row["identical"] else "no"),
+    ]),
     "cuda_checks": TableSpec(CUDA_CHECK_COLUMNS),
     "cuda_timing": TableSpec([Column("what", "forward + backward"), Column("ms", "ms", ".3g")]),
 }
