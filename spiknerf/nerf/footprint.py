@@ -23,6 +23,7 @@ import math
 from spiknerf.nerf.data import Scene
 from spiknerf.nerf.sampler import default_step_size
 
+COARSEST = 16  # the hash grid's base resolution
 FINEST = 512  # the fast preset's finest hash-grid resolution across an object's box
 NDC_STEPS = 256  # march steps from the NDC near plane to infinity (t in [0, 1])
 NDC_DEPTH_CELLS = 128  # hash-grid cells per unit of NDC z, where the march takes NDC_STEPS / 2 steps
@@ -35,7 +36,8 @@ def grid_resolution(scene: Scene, finest: int = FINEST) -> tuple[int, int, int]:
         extent = (scene.aabb[3:] - scene.aabb[:3]).tolist()
         x = math.ceil(extent[0] * train.width / 2)
         y = math.ceil(extent[1] * train.height / 2)
-        return (x, y, max(16, math.ceil(extent[2] * NDC_DEPTH_CELLS)))
+        # never coarser than the hash grid's base level (tiny images)
+        return (max(COARSEST, x), max(COARSEST, y), max(COARSEST, math.ceil(extent[2] * NDC_DEPTH_CELLS)))
     if scene.unbounded:
         return (2 * finest,) * 3
     return (finest,) * 3
