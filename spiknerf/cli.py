@@ -1,4 +1,4 @@
-"""The ``spiknerf`` command: ``train | render | eval | bench classify | bench temporal``.
+"""The ``spiknerf`` command: ``train | render | eval | process | bench classify | bench temporal``.
 
 Each job lives in its own module as a small config dataclass plus ``main(cfg)``;
 this file only turns dataclass fields into command-line options and maps bad
@@ -26,6 +26,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("spiknerf.nerf.train", "TrainConfig"),
     ("render",): ("spiknerf.nerf.video", "RenderConfig"),
     ("eval",): ("spiknerf.nerf.evaluate", "EvalConfig"),
+    ("process",): ("spiknerf.capture.process", "ProcessConfig"),
     ("bench", "classify"): ("spiknerf.bench.classify", "ClassifyConfig"),
     ("bench", "temporal"): ("spiknerf.bench.temporal", "TemporalConfig"),
 }
@@ -33,6 +34,7 @@ SUMMARIES: dict[tuple[str, ...], str] = {
     ("train",): "train the teacher and the spiking student, evaluate, render a video",
     ("render",): "render a video of novel views from a run",
     ("eval",): "evaluate a run on its test split and write metrics.json",
+    ("process",): "estimate camera poses for your photos or video (pycolmap) and write a scene folder",
     ("bench", "classify"): "classification benchmarks of SNN neurons and training methods",
     ("bench", "temporal"): "temporal benchmarks with heterogeneous synapses",
 }
