@@ -1,0 +1,213 @@
+"""Benchmark of ``spiknerf process``: pose accuracy, time, and the quality cost of estimated poses.
+
+Writes three tables (then regenerates the docs):
+
+* ``docs/results/capture_poses.json``: captures whose cameras are known, posed by
+  ``spiknerf process``; rotation and position errors after a similarity alignment
+  (:mod:`spiknerf.capture.accuracy`). Captures: the built-in shapes finely textured
+  (:mod:`spiknerf.capture.textured`, rendered here), the same inside a textured
+  sphere (a background), a subset of the lego views (``--lego-views``), and the
+  real cup photos against the COLMAP model shipped with them (``cup/sparse/0``);
+* ``docs/results/capture_time.json``: ``spiknerf process`` on 20 photos of 500 x 375
+  (20 of the cup photos, shrunk by ``--max-size 500``), wall time of the command;
+* ``docs/results/capture_quality.json``: the shapes capture trained with its true
+  cameras and with the estimated ones, the same ``--steps``, one thread each.
+
+    python scripts/bench_capture.py                        # everything
+    python scripts/bench_capture.py --only poses time      # no training
+    python scripts/bench_capture.py --only quality --steps 2000
+
+Work folders go under ``--runs`` (default runs/bench-capture), which must not hold them yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spiknerf.capture.accuracy import pose_errors
+from spiknerf.capture.normalize import c2w_from_colmap
+from spiknerf.capture.sfm import load_pycolmap
+from spiknerf.capture.textured import write_capture
+from spiknerf.paths import LEGO, REAL_SCENES
+from spiknerf.results import Results, provenance, write_results
+from spiknerf.results.docs import regenerate
+
+CUP = REAL_SCENES / "cup"
+PARTS = ("poses", "time", "quality")
+SHAPES = {"views": 48, "width": 400, "height": 300}
+
+
+def run(args: list[str], threads: int | None = None) -> float:
+    """Run ``spiknerf ARGS`` in a fresh process; its wall seconds. A failure stops the benchmark."""
+    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "spiknerf.cli", *args], env=env, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"spiknerf {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return seconds
+
+
+def estimated(scene: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """Camera-to-world matrices of a ``process`` result by source file name, and its capture block."""
+    meta = json.loads((scene / "transforms.json").read_text())
+    return {f["source"]: np.array(f["transform_matrix"]) for f in meta["frames"]}, meta["capture"]
+
+
+def transforms_cameras(path: Path) -> dict[str, np.ndarray]:
+    """Camera-to-world matrices of a ``transforms*.json`` by image file name (``.png`` added when missing)."""
+    frames = json.loads(path.read_text())["frames"]
+    name = lambda f: Path(f["file_path"]).name + ("" if Path(f["file_path"]).suffix else ".png")  # noqa: E731
+    return {name(f): np.array(f["transform_matrix"]) for f in frames}
+
+
+def colmap_cameras(model: Path) -> dict[str, np.ndarray]:
+    """Camera-to-world matrices (OpenGL axes) of a COLMAP model by image name."""
+    reconstruction = load_pycolmap().Reconstruction(str(model))
+    images = [i for i in reconstruction.images.values() if i.has_pose]
+    c2w = c2w_from_colmap(np.stack([i.cam_from_world().matrix() for i in images]))
+    return {i.name: m for i, m in zip(images, c2w, strict=True)}
+
+
+def pose_row(name: str, photos: Path, truth: dict[str, np.ndarray], runs: Path, extra: list[str]) -> dict:
+    """Process ``photos`` and compare the cameras with ``truth``."""
+    out = runs / f"{name}-scene"
+    args = ["process", "--images", str(photos), "--out", str(out), *extra]
+    seconds = run(args)
+    cameras, capture = estimated(out)
+    errors = pose_errors(cameras, truth)
+    kind = json.loads((out / "transforms.json").read_text())["spiknerf"]["scene_kind"]
+    row = {"capture": name, "registered": capture["registered"], "total": capture["total"],
+           "reprojection_px": capture["mean_reprojection_error_px"], "points": capture["points"],
+           **errors.summary(), "scene_kind": kind, "process_s": seconds, "command": "spiknerf " + " ".join(args)}
+    print(json.dumps(row), file=sys.stderr)
+    return row
+
+
+def shapes_capture(runs: Path, background: bool) -> Path:
+    folder = runs / ("shapes-background" if background else "shapes")
+    if not folder.exists():
+        write_capture(folder, background=background, **SHAPES)
+    return folder
+
+
+def lego_photos(runs: Path, views: int) -> tuple[Path, dict[str, np.ndarray]]:
+    """Every (100 / views)-th lego training view copied into a folder of photos, and the true cameras."""
+    photos = runs / "lego-photos"
+    truth = transforms_cameras(LEGO / "transforms_train.json")
+    names = sorted(truth, key=lambda n: int(n.split("_")[1].split(".")[0]))[:: max(1, len(truth) // views)][:views]
+    photos.mkdir(parents=True)
+    for n in names:
+        shutil.copy(LEGO / "train" / n, photos / n)
+    return photos, {n: truth[n] for n in names}
+
+
+def poses(runs: Path, lego_views: int) -> list[dict]:
+    rows = []
+    for background in (False, True):
+        capture = shapes_capture(runs, background)
+        name = "shapes in a textured sphere" if background else "shapes"
+        truth = transforms_cameras(capture / "transforms.json")
+        rows.append(pose_row(name.replace(" ", "-"), capture / "images", truth, runs, []))
+        rows[-1]["capture"] = f"{name}, {SHAPES['views']} views {SHAPES['width']} x {SHAPES['height']}"
+    if LEGO.is_dir():
+        photos, truth = lego_photos(runs, lego_views)
+        rows.append(pose_row("lego", photos, truth, runs, ["--max-size", "400"]))
+        rows[-1]["capture"] = f"lego, {len(truth)} of the 100 views, shrunk to 400 x 400"
+    else:
+        print(f"note: {LEGO} not found; lego skipped", file=sys.stderr)
+    if CUP.is_dir():
+        rows.append(pose_row("cup", CUP / "images", colmap_cameras(CUP / "sparse" / "0"), runs, []))
+        rows[-1]["capture"] = "cup, 77 phone photos 800 x 600, against its shipped COLMAP model"
+    else:
+        print(f"note: {CUP} not found; cup skipped", file=sys.stderr)
+    return rows
+
+
+def timing(runs: Path) -> list[dict]:
+    """``process`` on 20 cup photos shrunk to 500 x 375."""
+    photos = runs / "time-photos"
+    photos.mkdir(parents=True)
+    names = sorted(p.name for p in (CUP / "images").iterdir())
+    names = sorted(names, key=lambda n: int(Path(n).stem))[:40:2]
+    for n in names:
+        shutil.copy(CUP / "images" / n, photos / n)
+    out = runs / "time-scene"
+    args = ["process", "--images", str(photos), "--out", str(out), "--max-size", "500"]
+    seconds = run(args)
+    _, capture = estimated(out)
+    row = {"what": f"{len(names)} photos of 500 x 375 (cup photos 1 to 39, every 2nd)", "seconds": seconds,
+           "registered": capture["registered"], "total": capture["total"], "command": "spiknerf " + " ".join(args)}
+    print(json.dumps(row), file=sys.stderr)
+    return [row]
+
+
+def quality(runs: Path, steps: int) -> list[dict]:
+    """The shapes capture trained with true and with estimated cameras, in parallel, one thread each."""
+    capture = shapes_capture(runs, background=False)
+    scene = runs / "shapes-scene"
+    if not scene.exists():
+        run(["process", "--images", str(capture / "images"), "--out", str(scene)])
+    jobs = {"true cameras": capture, "estimated cameras": scene}
+    procs, commands = {}, {}
+    for label, data in jobs.items():
+        out = runs / f"train-{'true' if label.startswith('true') else 'estimated'}"
+        args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0"]
+        commands[label] = (out, "OMP_NUM_THREADS=1 spiknerf " + " ".join(args))
+        procs[label] = subprocess.Popen([sys.executable, "-m", "spiknerf.cli", *args],
+                                        env=dict(os.environ, OMP_NUM_THREADS="1"), stderr=subprocess.DEVNULL)
+    rows = []
+    for label, proc in procs.items():
+        if proc.wait() != 0:
+            raise SystemExit(f"{commands[label][1]} failed")
+        out, command = commands[label]
+        metrics = json.loads((out / "metrics.json").read_text())
+        rows.append({"cameras": label, "teacher_psnr": metrics["teacher"]["psnr"],
+                     "student_psnr": metrics["student"]["psnr"], "teacher_ssim": metrics["teacher"]["ssim"],
+                     "student_ssim": metrics["student"]["ssim"], "steps": steps, "command": command})
+        print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", choices=PARTS, help="parts to run (default: all)")
+    parser.add_argument("--runs", default="runs/bench-capture", help="folder for captures, scenes and runs")
+    parser.add_argument("--lego-views", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=2000, help="quality: training steps per model, both sides")
+    args = parser.parse_args()
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    parts = args.only or PARTS
+    base = "python scripts/bench_capture.py"
+    if "poses" in parts:
+        prov = provenance(f"{base} --only poses --lego-views {args.lego_views}")
+        write_results(Results(table="capture_poses", rows=poses(runs, args.lego_views),
+                              settings={"lego views": args.lego_views, "shapes": SHAPES}, **prov))
+    if "time" in parts and CUP.is_dir():
+        prov = provenance(f"{base} --only time")
+        write_results(Results(table="capture_time", rows=timing(runs), **prov))
+    if "quality" in parts:
+        prov = provenance(f"{base} --only quality --steps {args.steps}",
+                          conditions="both trainings ran at once, one thread each")
+        rows = quality(runs, args.steps)
+        true, est = rows
+        summary = {"teacher_db_lost": true["teacher_psnr"] - est["teacher_psnr"],
+                   "student_db_lost": true["student_psnr"] - est["student_psnr"]}
+        write_results(Results(table="capture_quality", rows=rows, summary=summary,
+                              settings={"steps": args.steps, "shapes": SHAPES}, **prov))
+    for doc in regenerate():
+        print(f"regenerated {doc}")
+
+
+if __name__ == "__main__":
+    main()
