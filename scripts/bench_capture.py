@@ -154,7 +154,7 @@ def timing(runs: Path) -> list[dict]:
 def quality(runs: Path, steps: int) -> list[dict]:
     """The shapes capture trained with true and with estimated cameras, in parallel, one thread each."""
     capture = shapes_capture(runs, background=False)
-    scene = runs / "shapes-scene"
+    scene = runs / "quality-scene"
     if not scene.exists():
         run(["process", "--images", str(capture / "images"), "--out", str(scene)])
     jobs = {"true cameras": capture, "estimated cameras": scene}
