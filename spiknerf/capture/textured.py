@@ -9,8 +9,8 @@ shapes in a textured sphere of radius :data:`ENVIRONMENT_RADIUS` (an all-around
 scene with a background, unbounded in NeRF terms).
 
 Cameras circle the shapes in capture order, as a person walking around them
-would take photos: one turn of a rising spiral from :data:`ELEVATION_DEG` low to
-high, at :data:`synthetic.CAMERA_RADIUS`, with a small seeded jitter. The capture
+would take photos: one turn (or ``arc_deg``) of a rising spiral from :data:`ELEVATION_DEG`
+low to high, at :data:`synthetic.CAMERA_RADIUS`, with a small seeded jitter. The capture
 folder holds ``images/`` (RGB on white) and a ``transforms.json`` with the true
 cameras, which :func:`spiknerf.nerf.data.load_scene` reads.
 """
@@ -69,13 +69,13 @@ def textured_shapes(background: bool = False) -> list[synthetic.Shape]:
     return shapes
 
 
-def capture_cameras(count: int, seed: int = 0) -> list[Tensor]:
-    """``count`` camera-to-world matrices (OpenGL) on one turn of a rising spiral around the shapes."""
+def capture_cameras(count: int, seed: int = 0, arc_deg: float = 360.0) -> list[Tensor]:
+    """``count`` camera-to-world matrices (OpenGL) on ``arc_deg`` of a rising spiral around the shapes."""
     rng = np.random.default_rng(seed)
     lo, hi = (math.radians(e) for e in ELEVATION_DEG)
     cameras = []
     for i in range(count):
-        azimuth = 2 * math.pi * i / count
+        azimuth = math.radians(arc_deg) * i / count
         elevation = lo + (hi - lo) * i / max(count - 1, 1)
         eye = synthetic.CAMERA_RADIUS * np.array(
             [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)])
@@ -98,7 +98,7 @@ def render_rgb(shapes: list[synthetic.Shape], c2w: Tensor, width: int, height: i
 
 
 def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, height: int = 300,
-                  supersample: int = 2, background: bool = False, seed: int = 0) -> Path:
+                  supersample: int = 2, background: bool = False, seed: int = 0, arc_deg: float = 360.0) -> Path:
     """Render a capture into the new folder ``out``: ``images/`` and the true cameras in ``transforms.json``.
 
     The folder appears complete or not at all (written under a temporary name beside it, then renamed).
@@ -110,11 +110,13 @@ def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, hei
         raise InputError(f"{out} already exists; choose another folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the built-in scene renders: on a busy CPU, thread barriers cost more than they give
     try:
         (tmp / "images").mkdir()
         shapes = textured_shapes(background)
         frames = []
-        for i, c2w in enumerate(tqdm(capture_cameras(views, seed), desc="render capture", unit="view")):
+        for i, c2w in enumerate(tqdm(capture_cameras(views, seed, arc_deg), desc="render capture", unit="view")):
             name = f"images/view_{i:03d}.png"
             iio.imwrite(tmp / name, render_rgb(shapes, c2w, width, height, supersample))
             frames.append({"file_path": name, "transform_matrix": c2w.tolist()})
@@ -122,12 +124,14 @@ def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, hei
         meta = {"camera_model": "OPENCV", "fl_x": f, "fl_y": f, "cx": width / 2, "cy": height / 2,
                 "w": width, "h": height, "frames": frames,
                 "generator": {"name": "textured-shapes", "views": views, "width": width, "height": height,
-                              "supersample": supersample, "background": background, "seed": seed}}
+                              "supersample": supersample, "background": background, "seed": seed,
+                              "arc_deg": arc_deg}}
         if background:  # instant-ngp's box grown to hold the environment sphere
             meta["aabb_scale"] = 2 * ENVIRONMENT_RADIUS * NGP_SCALE
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=2) + "\n")
         os.rename(tmp, out)
     finally:
+        torch.set_num_threads(threads)
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
