@@ -48,7 +48,7 @@ def load_pycolmap() -> Any:
         import pycolmap
     except ImportError:
         raise InputError("spiknerf process needs pycolmap: pip install 'spiknerf[capture]'") from None
-    pycolmap.logging.minloglevel = 2  # errors only; our own summary says how the reconstruction went
+    pycolmap.logging.minloglevel = 3  # fatal only: our summary and error lines say how the reconstruction went
     return pycolmap
 
 

@@ -3,8 +3,9 @@
 The built-in scene's textures vary smoothly (a NeRF learns them quickly), which
 leaves a feature detector a few dozen corners per view: too few to pose the
 cameras. Here every surface's albedo is multiplied by a colour-cell texture
-(3D cells of side :data:`CELL`, each a hashed colour), so that every view is full
-of corners, as a real object's surface is. ``background=True`` encloses the
+(3D cells of side ``cell``, each a hashed colour; :data:`CELL` suits 400 x 300
+views, smaller images need larger cells), so that every view is full of
+corners, as a real object's surface is. ``background=True`` encloses the
 shapes in a textured sphere of radius :data:`ENVIRONMENT_RADIUS` (an all-around
 scene with a background, unbounded in NeRF terms).
 
@@ -55,10 +56,10 @@ def cell_colour(p: Tensor, cell: float) -> Tensor:
     return 0.25 + 0.75 * torch.stack(channels, -1)
 
 
-def textured_shapes(background: bool = False) -> list[synthetic.Shape]:
+def textured_shapes(background: bool = False, cell: float = CELL) -> list[synthetic.Shape]:
     """The built-in scene's shapes with cell-textured albedos, inside a textured sphere when ``background``."""
     def textured(base):
-        return lambda p, n: base(p, n) * cell_colour(p, CELL)
+        return lambda p, n: base(p, n) * cell_colour(p, cell)
 
     shapes = [synthetic.Shape(s.hit, textured(s.albedo), s.specular, s.shininess) for s in synthetic.scene_shapes()]
     if background:
@@ -98,7 +99,8 @@ def render_rgb(shapes: list[synthetic.Shape], c2w: Tensor, width: int, height: i
 
 
 def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, height: int = 300,
-                  supersample: int = 2, background: bool = False, seed: int = 0, arc_deg: float = 360.0) -> Path:
+                  supersample: int = 2, background: bool = False, seed: int = 0, arc_deg: float = 360.0,
+                  cell: float = CELL) -> Path:
     """Render a capture into the new folder ``out``: ``images/`` and the true cameras in ``transforms.json``.
 
     The folder appears complete or not at all (written under a temporary name beside it, then renamed).
@@ -114,7 +116,7 @@ def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, hei
     torch.set_num_threads(1)  # as the built-in scene renders: on a busy CPU, thread barriers cost more than they give
     try:
         (tmp / "images").mkdir()
-        shapes = textured_shapes(background)
+        shapes = textured_shapes(background, cell)
         frames = []
         for i, c2w in enumerate(tqdm(capture_cameras(views, seed, arc_deg), desc="render capture", unit="view")):
             name = f"images/view_{i:03d}.png"
@@ -125,7 +127,7 @@ def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, hei
                 "w": width, "h": height, "frames": frames,
                 "generator": {"name": "textured-shapes", "views": views, "width": width, "height": height,
                               "supersample": supersample, "background": background, "seed": seed,
-                              "arc_deg": arc_deg}}
+                              "arc_deg": arc_deg, "cell": cell}}
         if background:  # instant-ngp's box grown to hold the environment sphere
             meta["aabb_scale"] = 2 * ENVIRONMENT_RADIUS * NGP_SCALE
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=2) + "\n")
