@@ -196,6 +196,22 @@ DEFAULT_RUN_COLUMNS = [
     Column("wall_min", "whole run min", ".1f"),
 ]
 
+CAPTURE_POSE_COLUMNS = [
+    Column("capture", "capture"),
+    Column("registered", "registered", lambda row: f"{row['registered']} of {row['total']}"),
+    Column("reprojection_px", "reprojection px", ".2f"), Column("points", "3D points", ",.0f"),
+    Column("rotation_median_deg", "rotation median °", ".3f"), Column("rotation_max_deg", "max °", ".3f"),
+    Column("position_median_pct", "position median %", ".3f"), Column("position_max_pct", "max %", ".3f"),
+    Column("scene_kind", "scene kind"), Column("process_s", "process s", ".0f"),
+]
+
+
+def _capture_quality_extra(r: Results) -> list[str]:
+    s = r.summary
+    return [f"Lost to estimated cameras: teacher {number(s['teacher_db_lost'], '+.2f')} dB, student "
+            f"{number(s['student_db_lost'], '+.2f')} dB."] if s else []
+
+
 CUDA_CHECK_COLUMNS = [Column("check", "check"), Column("measure", "measure"),
                       Column("worst", "worst case", ".2g"), Column("detail", "detail")]
 
@@ -236,6 +252,14 @@ TABLES: dict[str, TableSpec] = {
     "temporal_tau": TableSpec([Column("task", "task"), Column("median", "median", ".1f"),
                                Column("p10", "10th percentile", ".1f"), Column("p90", "90th percentile", ".1f"),
                                Column("max", "max", ".0f"), Column("initial", "initial range", _tau_range)]),
+    "capture_poses": TableSpec(CAPTURE_POSE_COLUMNS),
+    "capture_time": TableSpec([Column("what", "photos"), Column("seconds", "spiknerf process s", ".1f"),
+                               Column("registered", "registered", lambda row: f"{row['registered']} of {row['total']}")]),
+    "capture_quality": TableSpec([
+        Column("cameras", "cameras"), Column("teacher_psnr", "teacher PSNR", ".2f"),
+        Column("student_psnr", "student PSNR", ".2f"), Column("teacher_ssim", "teacher SSIM", ".4f"),
+        Column("student_ssim", "student SSIM", ".4f"), Column("steps", "steps a model", ".0f"),
+    ], _capture_quality_extra),
     "cuda_checks": TableSpec(CUDA_CHECK_COLUMNS),
     "cuda_timing": TableSpec([Column("what", "forward + backward"), Column("ms", "ms", ".3g")]),
 }
