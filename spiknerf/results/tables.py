@@ -196,9 +196,12 @@ DEFAULT_RUN_COLUMNS = [
     Column("wall_min", "whole run min", ".1f"),
 ]
 
+def _registered(row: Row) -> str:
+    return f"{row['registered']} of {row['total']}"
+
+
 CAPTURE_POSE_COLUMNS = [
-    Column("capture", "capture"),
-    Column("registered", "registered", lambda row: f"{row['registered']} of {row['total']}"),
+    Column("capture", "capture"), Column("registered", "registered", _registered),
     Column("reprojection_px", "reprojection px", ".2f"), Column("points", "3D points", ",.0f"),
     Column("rotation_median_deg", "rotation median °", ".3f"), Column("rotation_max_deg", "max °", ".3f"),
     Column("position_median_pct", "position median %", ".3f"), Column("position_max_pct", "max %", ".3f"),
@@ -254,7 +257,7 @@ TABLES: dict[str, TableSpec] = {
                                Column("max", "max", ".0f"), Column("initial", "initial range", _tau_range)]),
     "capture_poses": TableSpec(CAPTURE_POSE_COLUMNS),
     "capture_time": TableSpec([Column("what", "photos"), Column("seconds", "spiknerf process s", ".1f"),
-                               Column("registered", "registered", lambda row: f"{row['registered']} of {row['total']}")]),
+                               Column("registered", "registered", _registered)]),
     "capture_quality": TableSpec([
         Column("cameras", "cameras"), Column("teacher_psnr", "teacher PSNR", ".2f"),
         Column("student_psnr", "student PSNR", ".2f"), Column("teacher_ssim", "teacher SSIM", ".4f"),
