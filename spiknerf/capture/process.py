@@ -28,6 +28,7 @@ from spiknerf.capture.video import extract_frames
 from spiknerf.errors import InputError
 
 MIN_SIDE = 32  # pixels; SIFT finds nothing useful below
+MANY_PHOTOS = 300  # exhaustive matching grows with the square of the photos
 
 
 @dataclass
@@ -102,6 +103,9 @@ def build(cfg: ProcessConfig, scene: Path) -> None:
     working = working_images(cfg, work / "images")
     sources = dict(zip(working.names, working.sources, strict=True))
     matching = cfg.matching if cfg.matching != "auto" else ("sequential" if cfg.video else "exhaustive")
+    if matching == "exhaustive" and len(working.names) > MANY_PHOTOS:
+        print(f"note: matching all {len(working.names)} photos with each other takes long; photos taken in order "
+              "walking around can use --matching sequential", flush=True)
     options = SfmOptions(matching=matching, camera_model=cfg.camera_model, threads=cfg.threads, seed=cfg.seed)
     registration = reconstruct(work / "images", work, working.names, working.size, working.focal_prior, options)
     for line in summary(registration):
