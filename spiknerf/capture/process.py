@@ -80,13 +80,13 @@ def needed(total: int, fraction: float) -> int:
     return max(MIN_VIEWS, math.ceil(fraction * total - 1e-9))
 
 
-def summary(registration: Registration) -> list[str]:
-    """Lines that let a person judge the reconstruction."""
+def summary(registration: Registration, sources: dict[str, str]) -> list[str]:
+    """Lines that let a person judge the reconstruction; images are named by what they came from."""
     r = registration
     lines = [f"registered {r.registered} of {r.total} images, mean reprojection error "
              f"{r.mean_reprojection_error:.2f} px, {r.points} 3D points"]
     if r.unregistered:
-        shown = ", ".join(r.unregistered[:5]) + (", ..." if len(r.unregistered) > 5 else "")
+        shown = ", ".join(sources[n] for n in r.unregistered[:5]) + (", ..." if len(r.unregistered) > 5 else "")
         lines.append(f"without a pose: {shown}")
     return lines
 
@@ -108,7 +108,7 @@ def build(cfg: ProcessConfig, scene: Path) -> None:
               "walking around can use --matching sequential", flush=True)
     options = SfmOptions(matching=matching, camera_model=cfg.camera_model, threads=cfg.threads, seed=cfg.seed)
     registration = reconstruct(work / "images", work, working.names, working.size, working.focal_prior, options)
-    for line in summary(registration):
+    for line in summary(registration, sources):
         print(line, flush=True)
     need = needed(registration.total, cfg.min_registered)
     if registration.registered < need:
