@@ -30,7 +30,7 @@ SCENE_KINDS: tuple[str, ...] = ("forward", "object", "unbounded")
 PERCENTILES = (1.0, 99.0)
 PAD = 0.1
 FORWARD_SPREAD_DEG = 40.0
-FAR_FRACTION = 0.2
+FAR_FRACTION = 0.05  # a background puts many points beyond the cameras, an object alone next to none
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])  # camera axes: y down, z forward -> y up, z backward
 
 
