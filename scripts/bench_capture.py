@@ -6,8 +6,9 @@ Writes three tables (then regenerates the docs):
   ``spiknerf process``; rotation and position errors after a similarity alignment
   (:mod:`spiknerf.capture.accuracy`). Captures: the built-in shapes finely textured
   (:mod:`spiknerf.capture.textured`, rendered here), the same inside a textured
-  sphere (a background), a subset of the lego views (``--lego-views``), and the
-  real cup photos against the COLMAP model shipped with them (``cup/sparse/0``);
+  sphere (a background), two subsets of the lego views (the ``--lego-views`` nearest
+  view r_0, a patch a person might walk; every 4th view, spread over the hemisphere), and
+  the real cup photos against the COLMAP model shipped with them (``cup/sparse/0``);
 * ``docs/results/capture_time.json``: ``spiknerf process`` on 20 photos of 500 x 375
   (20 of the cup photos, shrunk by ``--max-size 500``), wall time of the command;
 * ``docs/results/capture_quality.json``: the shapes capture trained with its true
@@ -44,6 +45,7 @@ from spiknerf.results.docs import regenerate
 CUP = REAL_SCENES / "cup"
 PARTS = ("poses", "time", "quality")
 SHAPES = {"views": 48, "width": 400, "height": 300}
+LEGO_SPREAD = 25  # every 4th lego view: neighbours about 16 degrees apart over the whole hemisphere
 
 
 def run(args: list[str], threads: int | None = None) -> float:
@@ -100,15 +102,23 @@ def shapes_capture(runs: Path, background: bool) -> Path:
     return folder
 
 
-def lego_photos(runs: Path, views: int) -> tuple[Path, dict[str, np.ndarray]]:
-    """Every (100 / views)-th lego training view copied into a folder of photos, and the true cameras."""
-    photos = runs / "lego-photos"
+def lego_photos(runs: Path, name: str, pick: list[str]) -> tuple[Path, dict[str, np.ndarray]]:
+    """The lego training views ``pick`` copied into a folder of photos, and their true cameras."""
     truth = transforms_cameras(LEGO / "transforms_train.json")
-    names = sorted(truth, key=lambda n: int(n.split("_")[1].split(".")[0]))[:: max(1, len(truth) // views)][:views]
+    photos = runs / f"{name}-photos"
     photos.mkdir(parents=True)
-    for n in names:
+    for n in pick:
         shutil.copy(LEGO / "train" / n, photos / n)
-    return photos, {n: truth[n] for n in names}
+    return photos, {n: truth[n] for n in pick}
+
+
+def lego_picks(patch: int, spread: int) -> dict[str, list[str]]:
+    """Two subsets of the 100 lego views: ``patch`` neighbours of the first view, and every k-th of all."""
+    truth = transforms_cameras(LEGO / "transforms_train.json")
+    names = sorted(truth, key=lambda n: int(n.split("_")[1].split(".")[0]))
+    centres = np.stack([truth[n][:3, 3] for n in names])
+    nearest = np.argsort(np.linalg.norm(centres - centres[0], axis=1), kind="stable")[:patch]
+    return {"patch": [names[i] for i in sorted(nearest)], "spread": names[:: len(names) // spread][:spread]}
 
 
 def poses(runs: Path, lego_views: int) -> list[dict]:
@@ -120,9 +130,14 @@ def poses(runs: Path, lego_views: int) -> list[dict]:
         rows.append(pose_row(name.replace(" ", "-"), capture / "images", truth, runs, []))
         rows[-1]["capture"] = f"{name}, {SHAPES['views']} views {SHAPES['width']} x {SHAPES['height']}"
     if LEGO.is_dir():
-        photos, truth = lego_photos(runs, lego_views)
-        rows.append(pose_row("lego", photos, truth, runs, ["--max-size", "400"]))
-        rows[-1]["capture"] = f"lego, {len(truth)} of the 100 views, shrunk to 400 x 400"
+        picks = lego_picks(lego_views, LEGO_SPREAD)
+        photos, truth = lego_photos(runs, "lego-patch", picks["patch"])
+        rows.append(pose_row("lego-patch", photos, truth, runs, ["--max-size", "400"]))
+        rows[-1]["capture"] = f"lego, the {len(truth)} views nearest r_0, shrunk to 400 x 400"
+        photos, truth = lego_photos(runs, "lego-spread", picks["spread"])
+        rows.append(pose_row("lego-spread", photos, truth, runs, ["--min-registered", "0.1"]))
+        rows[-1]["capture"] = (f"lego, every {100 // LEGO_SPREAD}th of the 100 views ({len(truth)}), 800 x 800, "
+                               "kept with --min-registered 0.1")
     else:
         print(f"note: {LEGO} not found; lego skipped", file=sys.stderr)
     if CUP.is_dir():
@@ -182,7 +197,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=PARTS, help="parts to run (default: all)")
     parser.add_argument("--runs", default="runs/bench-capture", help="folder for captures, scenes and runs")
-    parser.add_argument("--lego-views", type=int, default=25)
+    parser.add_argument("--lego-views", type=int, default=30, help="lego views of the patch around r_0")
     parser.add_argument("--steps", type=int, default=2000, help="quality: training steps per model, both sides")
     args = parser.parse_args()
     runs = Path(args.runs)
