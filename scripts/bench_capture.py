@@ -45,7 +45,7 @@ from spiknerf.results.docs import regenerate
 CUP = REAL_SCENES / "cup"
 PARTS = ("poses", "time", "quality")
 SHAPES = {"views": 48, "width": 400, "height": 300}
-LEGO_SPREAD = 25  # every 4th lego view: neighbours about 16 degrees apart over the whole hemisphere
+LEGO_SPREAD = 25  # every 4th lego view: neighbours far apart, over the whole hemisphere
 
 
 def run(args: list[str], threads: int | None = None) -> float:
