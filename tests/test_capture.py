@@ -261,3 +261,18 @@ def test_umeyama_recovers_a_similarity():
     target = 2.5 * source @ q.T + np.array([1.0, 2.0, 3.0])
     s, r, t = umeyama(source, target)
     assert s == pytest.approx(2.5) and np.allclose(r, q) and np.allclose(t, [1, 2, 3])
+
+
+def test_registered_images_needed():
+    from spiknerf.capture.process import needed
+
+    assert needed(8, 0.5) == 4 and needed(25, 0.5) == 13
+    assert needed(4, 0.5) == 3 and needed(25, 0.1) == 3  # never fewer than three views
+
+
+@pytest.mark.parametrize("option", [["--min-registered", "0"], ["--min-registered", "1.5"], ["--frames", "2"],
+                                    ["--max-size", "8"], ["--threads", "0"]])
+def test_option_values_are_checked(option, tmp_path, capsys):
+    photos = _grey_photos(tmp_path / "photos", 3)
+    assert main(["process", "--images", str(photos), "--out", str(tmp_path / "out"), *option]) == 2
+    assert option[0] in one_error(capsys)
