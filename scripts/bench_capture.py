@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -48,15 +49,19 @@ SHAPES = {"views": 48, "width": 400, "height": 300}
 LEGO_SPREAD = 25  # every 4th lego view: neighbours far apart, over the whole hemisphere
 
 
-def run(args: list[str], threads: int | None = None) -> float:
-    """Run ``spiknerf ARGS`` in a fresh process; its wall seconds. A failure stops the benchmark."""
-    env = dict(os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {}))
+def run(args: list[str]) -> tuple[float, float]:
+    """Run ``spiknerf ARGS`` in a fresh process: its wall seconds and CPU seconds (user + system, all threads).
+
+    A failure stops the benchmark.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "spiknerf.cli", *args], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run([sys.executable, "-m", "spiknerf.cli", *args], stderr=subprocess.PIPE, text=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"spiknerf {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def estimated(scene: Path) -> tuple[dict[str, np.ndarray], dict]:
@@ -84,7 +89,7 @@ def pose_row(name: str, photos: Path, truth: dict[str, np.ndarray], runs: Path, 
     """Process ``photos`` and compare the cameras with ``truth``."""
     out = runs / f"{name}-scene"
     args = ["process", "--images", str(photos), "--out", str(out), *extra]
-    seconds = run(args)
+    seconds, _ = run(args)
     cameras, capture = estimated(out)
     errors = pose_errors(cameras, truth)
     kind = json.loads((out / "transforms.json").read_text())["spiknerf"]["scene_kind"]
@@ -158,9 +163,10 @@ def timing(runs: Path) -> list[dict]:
         shutil.copy(CUP / "images" / n, photos / n)
     out = runs / "time-scene"
     args = ["process", "--images", str(photos), "--out", str(out), "--max-size", "500"]
-    seconds = run(args)
+    seconds, cpu = run(args)
     _, capture = estimated(out)
     row = {"what": f"{len(names)} photos of 500 x 375 (cup photos 1 to 39, every 2nd)", "seconds": seconds,
+           "cpu_s": cpu,
            "registered": capture["registered"], "total": capture["total"], "command": "spiknerf " + " ".join(args)}
     print(json.dumps(row), file=sys.stderr)
     return [row]

@@ -257,6 +257,7 @@ TABLES: dict[str, TableSpec] = {
                                Column("max", "max", ".0f"), Column("initial", "initial range", _tau_range)]),
     "capture_poses": TableSpec(CAPTURE_POSE_COLUMNS),
     "capture_time": TableSpec([Column("what", "photos"), Column("seconds", "spiknerf process s", ".1f"),
+                               Column("cpu_s", "CPU s (all threads)", ".1f"),
                                Column("registered", "registered", _registered)]),
     "capture_quality": TableSpec([
         Column("cameras", "cameras"), Column("teacher_psnr", "teacher PSNR", ".2f"),
