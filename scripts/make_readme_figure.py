@@ -31,7 +31,7 @@ GAP = 8  # white pixels between the two images
 def figure(run: Path, view: int, scale: int, weighting: str) -> torch.Tensor:
     """The two images side by side, ``[H, 2 W + GAP, 3]`` uint8."""
     config = read_config(run)
-    scene = open_scene(config)
+    scene = open_scene(run, config)
     model, sampler, _ = load_model(run, "student", config, scene, torch.device("cpu"))
     split = scene.splits["test"]
     if not 0 <= view < len(split):

@@ -72,7 +72,7 @@ def test_results_round_trip_and_are_written_atomically(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", fail)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="disk full"):
         write_results(results(rows=[{"a": 2.0}]), tmp_path)
     assert path.read_text() == before and list(tmp_path.iterdir()) == [path]
 
