@@ -21,7 +21,6 @@ fails.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -31,8 +30,8 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor, nn
 
-from spiknerf.nerf.presets import build_student, build_teacher
-from spiknerf.nerf.train import TrainConfig
+from spiknerf.nerf.presets import PRESETS
+from spiknerf.nerf.student import StudentSettings
 from spiknerf.neurons import calibrate_offsets, count_ops, make_neuron, reparameterize
 from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
@@ -74,11 +73,11 @@ def check_neurons() -> list[dict]:
 def fields() -> dict[str, Callable[[], nn.Module]]:
     """Each preset's teacher and default ternary student, built as ``spiknerf train`` builds them."""
     scene = SimpleNamespace(aabb=AABB)  # the builders read only the scene box
-    student = dataclasses.asdict(TrainConfig())
-    return {"fast teacher (NGPField)": lambda: build_teacher("fast", scene),
-            "fast student (SpikingNGPField)": lambda: build_student("fast", scene, student),
-            "paper teacher (NeRFField)": lambda: build_teacher("paper", scene),
-            "paper student (SpikingNeRFField)": lambda: build_student("paper", scene, student)}
+    fast, paper, student = PRESETS["fast"], PRESETS["paper"], StudentSettings()
+    return {"fast teacher (NGPField)": lambda: fast.teacher(scene),
+            "fast student (SpikingNGPField)": lambda: fast.student(scene, student),
+            "paper teacher (NeRFField)": lambda: paper.teacher(scene),
+            "paper student (SpikingNeRFField)": lambda: paper.student(scene, student)}
 
 
 def sample_inputs(n: int, seed: int) -> tuple[Tensor, Tensor]:

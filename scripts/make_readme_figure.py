@@ -36,10 +36,7 @@ def figure(run: Path, view: int, scale: int, weighting: str) -> torch.Tensor:
     split = scene.splits["test"]
     if not 0 <= view < len(split):
         raise InputError(f"--view {view}: the test split has {len(split)} views")
-    ys, xs = split.image_pixels()
-    index = torch.full_like(ys, view)
-    o, d = split.rays(index, ys, xs)
-    vd = split.view_dirs(index, ys, xs) if split.ndc else None
+    o, d, vd = split.view_rays(view)
     background = eval_background(scene)
     rgb = render_chunks(model, sampler, o, d, background, vd).rgb.reshape(split.height, split.width, 3)
     counts = spike_map(model, sampler, o, d, background, vd, weighting=weighting)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 
 from spiknerf.cli import add_dataclass_options
 from spiknerf.errors import InputError
-from spiknerf.nerf.synthetic import SceneSpec, write_scene
+from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 
 
 @dataclass(frozen=True)

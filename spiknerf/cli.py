@@ -4,8 +4,10 @@ Each job lives in its own module as a small config dataclass plus ``main(cfg)``;
 this file only turns dataclass fields into command-line options and maps bad
 input (:class:`spiknerf.errors.InputError`) and failures of the file system to one
 ``error: ...`` line and exit 2. Float options refuse NaN and infinities.
-Field metadata may carry ``help``, ``choices`` and ``flag`` (an alternative
-option name such as ``--no-kd``).
+Field metadata may carry ``help``, ``choices``, ``flag`` (an alternative
+option name such as ``--no-kd``) and ``group`` (the heading of ``--help`` the
+option is listed under); a field that is itself a dataclass contributes its
+fields as options.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import dataclasses
 import importlib
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from spiknerf.config import field_type, finite_float
 from spiknerf.errors import InputError
@@ -24,7 +26,7 @@ from spiknerf.errors import InputError
 # when that job runs, so `spiknerf bench ...` does not pay for the NeRF stack.
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("spiknerf.nerf.train", "TrainConfig"),
-    ("render",): ("spiknerf.nerf.video", "RenderConfig"),
+    ("render",): ("spiknerf.nerf.render_video", "RenderConfig"),
     ("eval",): ("spiknerf.nerf.evaluate", "EvalConfig"),
     ("process",): ("spiknerf.capture.process", "ProcessConfig"),
     ("bench", "classify"): ("spiknerf.bench.classify", "ClassifyConfig"),
@@ -55,11 +57,30 @@ def _finite_float(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one option per field of the dataclass ``cls``; fields without a default are required."""
+def option_fields(cls: type, group: str | None = None) -> Iterator[tuple[dataclasses.Field, type, str | None]]:
+    """(field, scalar type, group) of each option of the dataclass ``cls``: the fields of a field that is itself
+    a dataclass stand among the others (flattened), in that field's group unless they name their own."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp, _ = field_type(hints[f.name])
+        in_group = f.metadata.get("group", group)
+        if dataclasses.is_dataclass(tp):
+            yield from option_fields(tp, in_group)
+        else:
+            yield f, tp, in_group
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one option per field of the dataclass ``cls``; fields without a default are required.
+
+    A field's ``group`` metadata lists its option under that heading of ``--help``
+    (in the order the groups first appear); fields without one are listed first.
+    """
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f, tp, group in option_fields(cls):
+        if group is not None and group not in groups:
+            groups[group] = parser.add_argument_group(group)
+        target = parser if group is None else groups[group]
         meta = dict(f.metadata)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else (
@@ -69,10 +90,10 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
         if tp is bool:
             flag = meta.get("flag")
             if flag:  # e.g. field kd=True exposed as --no-kd
-                parser.add_argument(flag, dest=f.name, action="store_const", const=not default,
+                target.add_argument(flag, dest=f.name, action="store_const", const=not default,
                                     default=default, help=help_text)
             else:
-                parser.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction,
+                target.add_argument(name, dest=f.name, action=argparse.BooleanOptionalAction,
                                     default=default, help=help_text)
             continue
         kwargs: dict[str, typing.Any] = dict(type=_finite_float if tp is float else tp, help=help_text if required else
@@ -83,7 +104,18 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["required"] = True
         else:
             kwargs["default"] = default
-        parser.add_argument(name, dest=f.name, **kwargs)
+        target.add_argument(name, dest=f.name, **kwargs)
+
+
+def config_from_options(cls: type, values: dict[str, typing.Any]) -> typing.Any:
+    """An instance of the dataclass ``cls`` from parsed options (``values`` keyed by field name, flattened as
+    :func:`add_dataclass_options` flattens them)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        tp, _ = field_type(hints[f.name])
+        kwargs[f.name] = config_from_options(tp, values) if dataclasses.is_dataclass(tp) else values[f.name]
+    return cls(**kwargs)
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -120,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        cfg = cls(**vars(ns))
+        cfg = config_from_options(cls, vars(ns))
         code = job.main(cfg)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

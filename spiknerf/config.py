@@ -1,9 +1,10 @@
 """Job configs: dataclasses whose fields are a command's options.
 
-The command line (``spiknerf.cli``) turns their fields into options; a run's
-saved ``config.json`` turns back into one through :func:`config_from_json`,
-with the same types and choices checked, so that a config read from disk is
-held to what the command line would have accepted.
+The command line (``spiknerf.cli``) turns their fields into options, and the
+fields of a field that is itself a dataclass too; a run's saved ``config.json``
+turns back into one through :func:`config_from_json`, with the same types and
+choices checked, so that a config read from disk is held to what the command
+line would have accepted.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def _checked(name: str, tp: type, optional: bool, choices: Any, value: Any, labe
 
 def config_from_json(cls: type, values: Any, label: str) -> Any:
     """An instance of the job config ``cls`` from a JSON object; unknown keys, wrong types and values outside
-    a field's choices are InputErrors naming ``label``. Missing keys take the field's default."""
+    a field's choices are InputErrors naming ``label``. Missing keys take the field's default. A field that is
+    itself a dataclass reads a nested object the same way."""
     values = expect_object(values, label)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -72,7 +74,10 @@ def config_from_json(cls: type, values: Any, label: str) -> Any:
     kwargs = {}
     for name, value in values.items():
         tp, optional = field_type(hints[name])
-        kwargs[name] = _checked(name, tp, optional, fields[name].metadata.get("choices"), value, label)
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = config_from_json(tp, value, f"{label}: {name}")
+        else:
+            kwargs[name] = _checked(name, tp, optional, fields[name].metadata.get("choices"), value, label)
     try:
         return cls(**kwargs)
     except TypeError as exc:  # a required field is missing

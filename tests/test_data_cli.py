@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from spiknerf.nerf.synthetic import SceneSpec, write_scene
+from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 
 
 def dry_run(data, tmp_path, *extra):

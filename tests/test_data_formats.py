@@ -53,14 +53,15 @@ def test_pixels_composite_rgba_on_the_background(blender_scene, tmp_path, backgr
     assert torch.allclose(split.image(2, bg)[11, 15], expected[1])
 
 
-def test_split_rays_and_image_rays_agree_with_pixel_rays(blender_scene, tmp_path):
+def test_split_rays_and_view_rays_agree_with_pixel_rays(blender_scene, tmp_path):
     split = load_scene(blender_scene(), cache_dir=tmp_path / "cache").splits["train"]
-    o, d = split.image_rays(1)
-    assert o.shape == (12 * 16, 3) and d.shape == (12 * 16, 3)
+    o, d, vd = split.view_rays(1)
+    assert o.shape == (12 * 16, 3) and d.shape == (12 * 16, 3) and vd is None  # world space: d is what colour reads
     y, x = 5, 9  # row-major: index y * W + x
     o_ref, d_ref = pixel_rays(split.c2w[1], split.intrinsics[1], torch.tensor([x]), torch.tensor([y]))
     assert torch.allclose(o[y * 16 + x], o_ref[0]) and torch.allclose(d[y * 16 + x], d_ref[0])
-    assert torch.allclose(split.view_dirs(torch.tensor([1]), torch.tensor([y]), torch.tensor([x])), d_ref)
+    o1, d1, _ = split.rays(torch.tensor([1]), torch.tensor([y]), torch.tensor([x]))
+    assert torch.equal(o1[0], o[y * 16 + x]) and torch.equal(d1[0], d[y * 16 + x])
 
 
 def test_summary_lists_format_views_resolution_bounds_background(blender_scene, tmp_path):
@@ -105,9 +106,10 @@ def test_llff_reads_images_n_recentres_and_returns_ndc_rays(llff_scene, tmp_path
     train, test = scene.splits["train"], scene.splits["test"]
     assert len(train) == 8 and len(test) == 2 and train.height == 6 and train.width == 8
     assert torch.allclose(train.intrinsics[0], torch.tensor([10.0, 10.0, 4.0, 3.0]))  # focal 20 at full size
-    o, d = train.rays(torch.tensor([0, 3]), torch.tensor([1, 5]), torch.tensor([2, 7]))
+    o, d, vd = train.rays(torch.tensor([0, 3]), torch.tensor([1, 5]), torch.tensor([2, 7]))
     assert torch.allclose(o[:, 2], torch.full((2,), -1.0))  # NDC origins on the near plane
     assert (d[:, 2] > 0).all()  # towards +1 = infinity
+    assert torch.allclose(vd.norm(dim=-1), torch.ones(2)) and (vd[:, 2] < 0).all()  # colour reads world directions
     views = torch.cat([train.c2w, test.c2w]).double().numpy()
     assert np.allclose(average_pose(views), np.eye(4), atol=1e-6)  # recentred
     # nearest bound 2 scaled to 1 / 0.75, so the cameras at depth 4 end up 8 / 3 from the content

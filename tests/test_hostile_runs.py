@@ -33,17 +33,19 @@ from conftest import orbit_c2w, smooth_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spiknerf.cli import COMMANDS
+from spiknerf.cli import COMMANDS, option_fields
 from spiknerf.cli import main as cli
 from spiknerf.errors import InputError
 from spiknerf.nerf import checkpoint as checkpoint_module
 from spiknerf.nerf.camera_path import MAX_SIDE, from_json
 from spiknerf.nerf.checkpoint import MAX_BYTES, load_checkpoint, save_checkpoint
 from spiknerf.nerf.data import load_scene
-from spiknerf.nerf.presets import PRESETS, build_sampler, build_teacher
+from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.run import read_config
 from spiknerf.nerf.run_folder import LOCK, MARKER, RUN_CONFIG, check_new_run, hold_run
-from spiknerf.nerf.train import Phase, TrainConfig, trim_history
+from spiknerf.nerf.student import StudentSettings
+from spiknerf.nerf.train import Phase, trim_history
+from spiknerf.nerf.train_config import TrainConfig, config_json
 
 HOSTILE: Counter[str] = Counter()
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -84,9 +86,9 @@ def forge_run(path: Path, scene: Path, preset: str = "mlp", step: int = 1, steps
                       video_frames=0, eval_every=5, eval_views=1)
     loaded = load_scene(scene)
     with hold_run(path, "train", create=True):
-        (path / RUN_CONFIG).write_text(json.dumps(dataclasses.asdict(cfg)))
+        (path / RUN_CONFIG).write_text(json.dumps(config_json(cfg)))
         torch.manual_seed(0)
-        model, sampler = build_teacher(preset, loaded), build_sampler(preset, loaded, torch.device("cpu"))
+        model, sampler = PRESETS[preset].teacher(loaded), PRESETS[preset].sampler(loaded, torch.device("cpu"))
         phase = Phase("teacher", model, sampler, PRESETS[preset], steps, 0)
         phase.step, phase.train_seconds = step, 1.0
         save_checkpoint(path, "teacher", step, phase.state(), final=step == steps)
@@ -329,8 +331,8 @@ def test_a_checkpoint_round_trips_bit_for_bit(pristine):
     """Everything resume restores comes back exactly: tensors, counters, groups, schedule, random states."""
     loaded = load_scene(json.loads((pristine / RUN_CONFIG).read_text())["data"])
     torch.manual_seed(3)
-    phase = Phase("teacher", build_teacher("mlp", loaded), build_sampler("mlp", loaded, torch.device("cpu")),
-                  PRESETS["mlp"], 5, 0)
+    mlp = PRESETS["mlp"]
+    phase = Phase("teacher", mlp.teacher(loaded), mlp.sampler(loaded, torch.device("cpu")), mlp, 5, 0)
     for p in phase.model.parameters():  # moments for every parameter
         p.grad = torch.randn_like(p)
     phase.optimizer.step()
@@ -340,8 +342,7 @@ def test_a_checkpoint_round_trips_bit_for_bit(pristine):
     saved = phase.state()
     path = save_checkpoint(pristine.parent / "rt", "teacher", 1, saved)
     state = load_checkpoint(path)
-    fresh = Phase("teacher", build_teacher("mlp", loaded), build_sampler("mlp", loaded, torch.device("cpu")),
-                  PRESETS["mlp"], 5, 0)
+    fresh = Phase("teacher", mlp.teacher(loaded), mlp.sampler(loaded, torch.device("cpu")), mlp, 5, 0)
     fresh.load(path, state)
     again = fresh.state()
     for part in ("model", "sampler"):
@@ -517,17 +518,25 @@ def test_eval_and_render_open_only_run_folders(run, tmp_path, capsys, what):
 
 # --------------------------------------------------------------------------------------------- config.json
 
-BAD_CONFIGS = {
+BAD_CONFIGS = {  # merged into the saved config; "student" into its student
     "not an object": [1, 2],
     "unknown key": {"preset": "mlp", "hook": "x"},
-    "wrong type": {"T": "2"},
-    "bool for int": {"T": True},
+    "wrong type": {"student": {"T": "2"}},
+    "bool for int": {"student": {"T": True}},
     "float for int": {"steps": 2.5},
     "bad choice": {"preset": "huge"},
-    "out of range": {"T": 0},
-    "huge T": {"T": 10**9},
-    "text threshold": {"threshold": "0.3"},
+    "out of range": {"student": {"T": 0}},
+    "huge T": {"student": {"T": 10**9}},
+    "text threshold": {"student": {"threshold": "0.3"}},
+    "unknown version": {"version": 99},
+    "student not an object": {"student": "ternary"},
 }
+
+
+def changed(saved: dict, change: dict) -> dict:
+    """``saved`` with the keys of ``change``, and the keys of its ``student`` in the saved student."""
+    return saved | change | ({"student": saved["student"] | change["student"]}
+                             if isinstance(change.get("student"), dict) else {})
 
 
 @pytest.mark.parametrize("command", ["eval", "resume", "render"])
@@ -537,9 +546,9 @@ def test_a_bad_run_config_is_one_error_naming_it(run, tmp_path, capsys, case, co
     saved = json.loads(path.read_text())
     if case in BAD_CONFIGS:
         bad = BAD_CONFIGS[case]
-        path.write_text(json.dumps(bad if isinstance(bad, list) else saved | bad))
+        path.write_text(json.dumps(bad if isinstance(bad, list) else changed(saved, bad)))
     elif case == "NaN":
-        path.write_text(json.dumps(saved | {"threshold": float("nan")}))
+        path.write_text(json.dumps(changed(saved, {"student": {"threshold": float("nan")}})))
     elif case == "too large":
         path.write_text(json.dumps(saved | {"data": "x" * (2 << 20)}))
     elif case == "too deep":
@@ -562,11 +571,14 @@ def test_any_json_is_a_valid_run_config_or_refused(pristine, tmp_path_factory, v
 
 
 @FAST
-@given(key=st.sampled_from([f.name for f in dataclasses.fields(TrainConfig)] + ["extra"]), value=JSON)
+@given(key=st.sampled_from([f.name for f in dataclasses.fields(TrainConfig)] + ["extra", "version"]
+                           + [f"student.{f.name}" for f in dataclasses.fields(StudentSettings)]), value=JSON)
 def test_any_changed_config_value_is_checked(pristine, tmp_path_factory, key, value):
     HOSTILE["hypothesis config.json"] += 1
     saved = json.loads((pristine / RUN_CONFIG).read_text())
-    _config_read_or_refused(pristine, tmp_path_factory, saved | {key: value})
+    name = key.removeprefix("student.")
+    change = {"student": {name: value}} if name != key else {key: value}
+    _config_read_or_refused(pristine, tmp_path_factory, changed(saved, change))
 
 
 def _config_read_or_refused(pristine: Path, tmp_path_factory, values) -> None:
@@ -578,8 +590,9 @@ def _config_read_or_refused(pristine: Path, tmp_path_factory, values) -> None:
     except InputError as exc:
         assert RUN_CONFIG in str(exc)
         return
-    TrainConfig(**config).validate()  # what was accepted is a config train itself accepts
-    assert all(not isinstance(v, float) or math.isfinite(v) for v in config.values())
+    config.validate()  # what was accepted is a config train itself accepts
+    values = dataclasses.asdict(config)
+    assert all(not isinstance(v, float) or math.isfinite(v) for v in [*values.values(), *values["student"].values()])
 
 
 BAD_METRICS = {"a list": [], "a block of text": {"teacher": "fast"}, "energy as text": {
@@ -599,12 +612,12 @@ def test_eval_refuses_a_metrics_file_it_did_not_write_and_keeps_it(run, tmp_path
 @pytest.fixture
 def no_rendering(monkeypatch):
     """Fail the test if a single ray is rendered: these refusals must come before the long work."""
-    import spiknerf.nerf.video as video
+    import spiknerf.nerf.render_video as render_video
 
     def rendered(*args, **kwargs):
         raise AssertionError("rendered before refusing")
 
-    monkeypatch.setattr(video, "render_chunks", rendered)
+    monkeypatch.setattr(render_video, "render_chunks", rendered)
 
 
 @pytest.mark.parametrize("case", ["a folder", "no suffix", "avi", "read-only folder", "under a file", "mp4 folder"])
@@ -689,8 +702,7 @@ def _cameras_or_error(tmp_path_factory, data) -> None:
 # --------------------------------------------------------------------------------------------- option values
 
 FLOAT_OPTIONS = [(path, f.name) for path, (module, cls) in COMMANDS.items()
-                 for f in dataclasses.fields(getattr(__import__(module, fromlist=[cls]), cls))
-                 if f.type in ("float", "float | None")]
+                 for f, tp, _ in option_fields(getattr(__import__(module, fromlist=[cls]), cls)) if tp is float]
 
 
 def test_the_float_options_are_found():

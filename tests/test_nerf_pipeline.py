@@ -13,9 +13,9 @@ import torch
 from spiknerf.cli import main as cli
 from spiknerf.nerf import sampler as sampler_module
 from spiknerf.nerf.checkpoint import load_checkpoint
+from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 from spiknerf.nerf.render import composite, render_rays
 from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, grid_cells, packed_to_padded, ray_aabb
-from spiknerf.nerf.synthetic import SceneSpec, write_scene
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
 

@@ -12,12 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from spiknerf.cli import main as cli
+from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 from spiknerf.nerf.fields import NGPField
 from spiknerf.nerf.render import composite, render_chunks
 from spiknerf.nerf.sampler import OccupancyGridSampler
 from spiknerf.nerf.spike_map import colorize, rendering_weights, spike_map
 from spiknerf.nerf.student import SpikingNGPField
-from spiknerf.nerf.synthetic import SceneSpec, write_scene
 from spiknerf.paths import ROOT
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -11,15 +10,15 @@ import torch
 
 from spiknerf.cli import main as cli
 from spiknerf.nerf.checkpoint import load_checkpoint
+from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.evaluate import op_report
 from spiknerf.nerf.fields import NGPField
-from spiknerf.nerf.presets import build_student, with_saved_neuron_defaults
+from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.sampler import OccupancyGridSampler
-from spiknerf.nerf.student import SpikingNGPField
-from spiknerf.nerf.synthetic import SceneSpec, write_scene
-from spiknerf.nerf.train import TrainConfig
+from spiknerf.nerf.student import SpikingNGPField, StudentSettings
+from spiknerf.nerf.train_config import config_from_saved
 from spiknerf.neurons import calibrate_offsets, count_ops, reparameterize
 
 AABB = torch.tensor([-1.5, -1.5, -1.5, 1.5, 1.5, 1.5])
@@ -58,15 +57,14 @@ def test_a_spike_only_colour_branch_trains_and_evaluates_again(tiny_scene, tmp_p
 
 
 def test_student_neurons_follow_the_run_config():
-    scene = SimpleNamespace(aabb=AABB)
-    new = build_student("fast", scene, dataclasses.asdict(TrainConfig(threshold=0.3)))
+    scene, fast = SimpleNamespace(aabb=AABB), PRESETS["fast"]
+    new = fast.student(scene, StudentSettings(threshold=0.3))
     assert (new.trunk.neuron.p.reset, new.trunk.neuron.threshold, new.trunk.neuron.p.delta_v) == ("soft", 0.3, 0.3)
-    legacy = build_student("fast", scene, {"neuron": "ternary", "T": 2})  # a run saved before --reset
+    legacy = fast.student(scene, config_from_saved({"neuron": "ternary", "T": 2}, "old").student)  # before --reset
     assert (legacy.color2.neuron.p.reset, legacy.color2.neuron.threshold, legacy.color2.neuron.p.delta_v) == \
         ("hard", 0.5, 1.0)
-    assert TrainConfig(**with_saved_neuron_defaults({"T": 2})).reset == "hard"  # and resumes as it trained
     assert legacy.skip_current is not None  # runs saved before --no-color-skip had the skip
-    spike_only = build_student("fast", scene, dataclasses.asdict(TrainConfig(color_skip=False)))
+    spike_only = fast.student(scene, StudentSettings(color_skip=False))
     assert spike_only.skip_current is None
 
 
@@ -77,7 +75,7 @@ def test_the_mlp_preset_trains_a_student_that_spikes_in_every_hidden_layer(tiny_
     assert cli(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["preset"] == "mlp" and metrics["student"]["reparam_max_abs_diff"] <= 1e-4
-    student = build_student("mlp", SimpleNamespace(aabb=AABB), dataclasses.asdict(TrainConfig()))
+    student = PRESETS["mlp"].student(SimpleNamespace(aabb=AABB), StudentSettings())
     assert [(layer.fc.out_features, layer.spike_input) for layer in student.layers] == \
         [(128, False), (128, True), (128, True), (128, True)]  # only the first reads the analog encoding
     state = load_checkpoint(out / "checkpoints" / "student-final.safetensors")

@@ -26,6 +26,7 @@ import math
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from spiknerf.nerf.metrics import psnr, ssim
 from spiknerf.nerf.render import Image, render_chunks, render_rays
 from spiknerf.nerf.run import METRICS, choose_device, eval_background, load_model, open_scene, read_config
 from spiknerf.nerf.run_folder import hold_run
+from spiknerf.nerf.train_config import TrainConfig
 from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, TernaryLIF, calibrate_offsets, count_ops, reparameterize
 
 # sample points used for op counting: enough for stable firing rates, cheap to run
@@ -61,16 +63,13 @@ class EvalConfig:
     e_ac: float = field(default=E_AC_PJ, metadata={"help": "energy of an accumulate, pJ"})
 
 
-def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
-                 device: torch.device) -> list[Image]:
-    """Every view of a split, rendered without gradients."""
-    ys, xs = split.image_pixels()
+def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor, device: torch.device,
+                 views: Iterable[int] | None = None) -> list[Image]:
+    """Views of a split (all of them by default), rendered without gradients."""
     images = []
-    for v in range(len(split)):
-        index = torch.full_like(ys, v)
-        o, d = split.rays(index, ys, xs)
-        vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
-        images.append(render_chunks(model, sampler, o.to(device), d.to(device), background.to(device), vd))
+    for v in range(len(split)) if views is None else views:
+        o, d, vd = split.view_rays(v, device)
+        images.append(render_chunks(model, sampler, o, d, background.to(device), vd))
     return images
 
 
@@ -79,8 +78,7 @@ def check_rays(split: Split, n: int = _CHECK_RAYS) -> tuple[Tensor, Tensor, Tens
     g = torch.Generator().manual_seed(0)
     index = torch.randint(0, len(split), (n,), generator=g)
     ys, xs = torch.randint(0, split.height, (n,), generator=g), torch.randint(0, split.width, (n,), generator=g)
-    o, d = split.rays(index, ys, xs)
-    return o, d, split.view_dirs(index, ys, xs) if split.ndc else None
+    return split.rays(index, ys, xs)
 
 
 def reparam_difference(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
@@ -124,11 +122,8 @@ def score(images: list[Image], split: Split, background: Tensor) -> dict[str, An
 def sample_points(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
                   device: torch.device, n: int = _OPS_SAMPLES) -> tuple[Tensor, Tensor]:
     """Sample points and view directions where the model's rendering of the first view evaluates it."""
-    ys, xs = split.image_pixels()
-    index = torch.zeros_like(ys)
-    o, d = split.rays(index, ys, xs)
-    vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
-    out = render_rays(model, sampler, o.to(device), d.to(device), background.to(device), view_dirs=vd)
+    o, d, vd = split.view_rays(0, device)
+    out = render_rays(model, sampler, o, d, background.to(device), view_dirs=vd)
     keep = torch.randperm(len(out.points), generator=torch.Generator().manual_seed(0))[:n]
     return out.points[keep], out.directions[keep]
 
@@ -156,7 +151,7 @@ def is_ternary(model: nn.Module) -> bool:
     return any(isinstance(m, TernaryLIF) for m in model.modules())
 
 
-def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, split_name: str,
+def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, split_name: str,
                    device: torch.device, e_mac: float, e_ac: float) -> dict[str, Any]:
     """Scores, op counts and (for a ternary student) the re-parameterization check of one model."""
     model, sampler, state = load_model(run, phase, config, scene, device)
@@ -181,8 +176,8 @@ def evaluate_model(run: Path, phase: str, config: dict[str, Any], scene: Scene, 
     points, dirs = sample_points(model, sampler, split, background, device)
     block |= op_report(inference, points, dirs, block["samples_per_ray"], e_mac, e_ac)
     if phase == "student":
-        block |= {"neuron": config["neuron"], "T": config["T"], "kd": config["kd"],
-                  "color_skip": config.get("color_skip", True)}
+        block |= {"neuron": config.student.neuron, "T": config.student.T, "kd": config.kd,
+                  "color_skip": config.student.color_skip}
     if folds:
         block["fold_offsets"] = {f"{v:g}": int(sum(int((c == v).sum()) for c in offsets.values()))
                                  for v in (0.0, 1.0, 2.0)}
@@ -227,8 +222,8 @@ def evaluate_run(run: Path, split: str = "test", phases: tuple[str, ...] = ("tea
     if split not in scene.splits:
         raise InputError(f"--split {split}: the scene has splits {', '.join(scene.splits)}")
     dev = choose_device(device)
-    metrics |= {"scene": scene.name, "preset": config["preset"], "device": dev.type,
-                "downscale": config["downscale"], "split": split}
+    metrics |= {"scene": scene.name, "preset": config.preset, "device": dev.type,
+                "downscale": config.downscale, "split": split}
     available = [p for p in phases if (run / "checkpoints").is_dir()
                  and any(f.name.startswith(p + "-") for f in (run / "checkpoints").iterdir())]
     if not available:

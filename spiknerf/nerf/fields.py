@@ -97,7 +97,7 @@ class NGPField(nn.Module):
 
 class NeRFField(nn.Module):
     """The NeRF MLP: the paper preset's (8 x 256, skip at layer 4, view-direction branch of 128) by default,
-    4 x 128 with the skip at layer 2 in the mlp preset (``presets.MLP_SHAPES``)."""
+    4 x 128 with the skip at layer 2 in the mlp preset (``presets.PRESETS``)."""
 
     def __init__(self, aabb: Tensor, depth: int = 8, width: int = 256, skip: int = 4,
                  pos_freqs: int = 10, dir_freqs: int = 4) -> None:

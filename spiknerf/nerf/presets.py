@@ -1,4 +1,4 @@
-"""The three presets: which field, sampler and optimisation settings a run uses.
+"""The three presets: each builds its fields and sampler and says how they train.
 
 * ``fast``: hash grid + small MLP, occupancy-grid marching (Instant-NGP / nerfacc style).
 * ``paper``: the NeRF MLP (8 x 256) with positional encoding and 64 + 128
@@ -11,12 +11,16 @@
   with a third of them the teacher ended below its own spiking students, and
   the students were far from converged
   (docs/notes/2026-11-28-spiknerf-table-history.md).
+
+A preset is an object whose methods build what a run needs (``teacher``,
+``student``, ``sampler``, ``optimizer``, ``scheduler``), so that the rest of the
+code asks ``PRESETS[name]`` for them instead of comparing preset names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -30,74 +34,117 @@ from spiknerf.nerf.sampler import (
     default_step_size,
     nerfacc_cuda,
 )
-from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField
+from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField, StudentSettings
 
 
-@dataclass(frozen=True)
+def lr_lambda(steps: int, warmup: int) -> Callable[[int], float]:
+    """Linear warm-up, then x0.33 at 1/2, 3/4 and 9/10 of the steps (nerfacc's Instant-NGP schedule)."""
+    milestones = [steps // 2, steps * 3 // 4, steps * 9 // 10]
+
+    def factor(step: int) -> float:
+        warm = min(1.0, 0.01 + 0.99 * step / max(warmup, 1))
+        return warm * 0.33 ** sum(step >= m for m in milestones)
+
+    return factor
+
+
+@dataclass(frozen=True, kw_only=True)
 class Preset:
+    """What a preset shares: its optimisation settings, and occupancy-grid marching. Subclasses add the fields."""
+
     name: str
-    steps: int  # default training steps of the teacher
+    teacher_steps: int  # default training steps of the teacher
     student_steps: int  # and of the student (its step costs more than the teacher's: docs/benchmarks.md)
     lr: float
     target_samples: int  # samples per batch; the number of rays follows the samples per ray
     min_rays: int
     max_rays: int
-    warmup_steps: int  # linear learning-rate warm-up
+    warmup_steps: int = 100  # linear learning-rate warm-up
+    has_color_skip: bool = False  # whether its student has the colour skip that --no-color-skip removes
+
+    def teacher(self, scene: Scene) -> nn.Module:
+        """The ANN field."""
+        raise NotImplementedError
+
+    def student(self, scene: Scene, settings: StudentSettings) -> nn.Module:
+        """The spiking field, with the neurons of ``settings``."""
+        raise NotImplementedError
+
+    def checks(self, settings: StudentSettings) -> list[tuple[bool, str]]:
+        """(holds, what to say if not) for each student setting this preset's student must respect."""
+        message = "--no-color-skip applies to the fast preset's student only"
+        return [(settings.color_skip or self.has_color_skip, message)]
+
+    def default_steps(self, phase: str) -> int:
+        """Training steps of ``phase`` (teacher or student) when ``--steps`` is not given."""
+        return self.student_steps if phase == "student" else self.teacher_steps
+
+    def sampler(self, scene: Scene, device: torch.device) -> nn.Module:
+        """Occupancy-grid marching: nerfacc's on CUDA when its extension loads, else ours."""
+        width = scene.splits["train"].width
+        step = default_step_size(scene.aabb, width) if not scene.ndc else 1.0 / 256
+        cls = NerfaccOccupancySampler if device.type == "cuda" and nerfacc_cuda() else OccupancyGridSampler
+        return cls(scene.aabb, scene.near, scene.far, step)
+
+    def optimizer(self, model: nn.Module) -> torch.optim.Adam:
+        """Adam; the MLP weights get a little weight decay, the encoding table none (Instant-NGP)."""
+        table = [p for n, p in model.named_parameters() if n.startswith("encoding.")]
+        rest = [p for n, p in model.named_parameters() if not n.startswith("encoding.")]
+        groups = [{"params": rest, "weight_decay": 1e-6}] + ([{"params": table}] if table else [])
+        return torch.optim.Adam(groups, lr=self.lr, eps=1e-15, fused=True)  # fused: a much faster step on the CPU
+
+    def scheduler(self, optimizer: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+        """The learning-rate schedule of a phase of ``steps`` steps (:func:`lr_lambda`)."""
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps, self.warmup_steps))
+
+    def rays_per_batch(self, samples_per_ray: float) -> int:
+        """Rays of a batch that holds about ``target_samples`` samples, within ``min_rays`` to ``max_rays``."""
+        n = int(self.target_samples / max(samples_per_ray, 1e-3))
+        return max(self.min_rays, min(self.max_rays, n))
 
 
-PRESETS: dict[str, Preset] = {
-    "fast": Preset("fast", steps=5000, student_steps=3500, lr=1e-2, target_samples=1 << 13, min_rays=256,
-                   max_rays=2048, warmup_steps=100),
-    "paper": Preset("paper", steps=3000, student_steps=3000, lr=5e-4, target_samples=1 << 14, min_rays=32,
-                    max_rays=1024, warmup_steps=100),
-    "mlp": Preset("mlp", steps=12000, student_steps=12000, lr=5e-4, target_samples=1 << 14, min_rays=32,
-                  max_rays=1024, warmup_steps=100),
-}
+@dataclass(frozen=True, kw_only=True)
+class HashGridPreset(Preset):
+    """A hash grid and a small MLP (Instant-NGP); its student keeps the grid and spikes in the MLP."""
 
-# depth, width and skip layer of the NeRF MLP of the presets that use one
-MLP_SHAPES: dict[str, dict[str, int]] = {"paper": dict(depth=8, width=256, skip=4),
-                                         "mlp": dict(depth=4, width=128, skip=2)}
+    has_color_skip: bool = True
 
+    def teacher(self, scene: Scene) -> nn.Module:
+        return NGPField(scene.aabb)
 
-def build_teacher(preset: str, scene: Scene) -> nn.Module:
-    """The ANN field of a preset."""
-    return NGPField(scene.aabb) if preset == "fast" else NeRFField(scene.aabb, **MLP_SHAPES[preset])
+    def student(self, scene: Scene, settings: StudentSettings) -> nn.Module:
+        return SpikingNGPField(scene.aabb, color_skip=settings.color_skip, **settings.layer_kwargs())
 
 
-def with_saved_neuron_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """A run config with the student neuron of its time: runs saved before ``reset``, ``threshold`` and
-    ``delta_v`` were options trained a hard reset, θ = 0.5 and Δv = 1."""
-    return config if "reset" in config else {**config, "reset": "hard", "threshold": 0.5, "delta_v": 1.0}
+@dataclass(frozen=True, kw_only=True)
+class MLPPreset(Preset):
+    """The NeRF MLP with positional encoding, ``depth`` x ``width`` with the skip at layer ``skip``."""
+
+    depth: int
+    width: int
+    skip: int
+
+    def teacher(self, scene: Scene) -> nn.Module:
+        return NeRFField(scene.aabb, depth=self.depth, width=self.width, skip=self.skip)
+
+    def student(self, scene: Scene, settings: StudentSettings) -> nn.Module:
+        return SpikingNeRFField(scene.aabb, depth=self.depth, width=self.width, skip=self.skip,
+                                **settings.layer_kwargs())
 
 
-def build_student(preset: str, scene: Scene, config: dict[str, Any]) -> nn.Module:
-    """The spiking field of a preset, with the neuron options of a run ``config`` (``neuron``, ``T``, ...).
+@dataclass(frozen=True, kw_only=True)
+class CoarseToFinePreset(MLPPreset):
+    """The NeRF MLP with the original NeRF's coarse-to-fine sampling instead of the occupancy grid."""
 
-    The neurons integrate their input current without the 1/τ input decay
-    (``decay_input=False``): the same dynamics with the decay folded into the
-    weights, so that default-initialised layers start close enough to the
-    threshold to fire. A ternary neuron fires 1 at θ and 2 at θ + Δv (Δv = θ
-    unless set), and its soft reset subtracts θ S, so that what a step does not
-    spend carries to the next: at T = 2 a constant current then gives spike
-    counts 0 to 4, where a hard reset gives 0, 1, 2 or 4.
-    """
-    config = with_saved_neuron_defaults(config)
-    theta, delta_v = config["threshold"], config.get("delta_v")
-    kw = dict(neuron=config["neuron"].replace("-", "_"), T=config["T"],
-              learnable_threshold=config.get("learnable_threshold", False),
-              surrogate=config.get("surrogate", "atan"), decay_input=False, reset=config["reset"],
-              v_threshold=theta, delta_v=theta if delta_v is None else delta_v)
-    if preset == "fast":
-        return SpikingNGPField(scene.aabb, color_skip=config.get("color_skip", True), **kw)
-    return SpikingNeRFField(scene.aabb, **MLP_SHAPES[preset], **kw)
-
-
-def build_sampler(preset: str, scene: Scene, device: torch.device) -> nn.Module:
-    """Coarse-to-fine for the paper preset, else occupancy-grid marching (nerfacc's on CUDA when its
-    extension loads, else ours)."""
-    if preset == "paper":
+    def sampler(self, scene: Scene, device: torch.device) -> nn.Module:
         return CoarseToFineSampler(scene.near, scene.far)
-    width = scene.splits["train"].width
-    step = default_step_size(scene.aabb, width) if not scene.ndc else 1.0 / 256
-    cls = NerfaccOccupancySampler if device.type == "cuda" and nerfacc_cuda() else OccupancyGridSampler
-    return cls(scene.aabb, scene.near, scene.far, step)
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    HashGridPreset(name="fast", teacher_steps=5000, student_steps=3500, lr=1e-2, target_samples=1 << 13,
+                   min_rays=256, max_rays=2048),
+    CoarseToFinePreset(name="paper", teacher_steps=3000, student_steps=3000, lr=5e-4, target_samples=1 << 14,
+                       min_rays=32, max_rays=1024, depth=8, width=256, skip=4),
+    MLPPreset(name="mlp", teacher_steps=12000, student_steps=12000, lr=5e-4, target_samples=1 << 14, min_rays=32,
+              max_rays=1024, depth=4, width=128, skip=2),
+)}

@@ -8,7 +8,6 @@ the models they restore into.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from spiknerf.config import config_from_json
 from spiknerf.errors import InputError
-from spiknerf.json_input import expect_object, read_json
+from spiknerf.json_input import read_json
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint
 from spiknerf.nerf.data import Scene, default_scene_path, load_scene
-from spiknerf.nerf.presets import build_sampler, build_student, build_teacher, with_saved_neuron_defaults
+from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.run_folder import RUN_CONFIG, check_run
+from spiknerf.nerf.train_config import TrainConfig, config_from_saved
 
 METRICS = "metrics.json"
 MAX_CONFIG_BYTES = 1 << 20
@@ -47,44 +46,33 @@ def eval_background(scene: Scene) -> Tensor:
     return torch.zeros(3) if scene.background == "black" else torch.ones(3)
 
 
-def read_config(run: Path) -> dict[str, Any]:
+def read_config(run: Path) -> TrainConfig:
     """The ``config.json`` of the run folder ``run``, held to what ``train`` accepts: its keys, the
-    types and choices of its options and their ranges (``TrainConfig.validate``)."""
-    from spiknerf.nerf.train import TrainConfig  # train imports this module
-
+    types and choices of its options and their ranges (:func:`~spiknerf.nerf.train_config.config_from_saved`)."""
     run = Path(run)
     check_run(run)
     path = run / RUN_CONFIG
     if not path.is_file():
         raise InputError(f"{path} not found; is {run} a run directory?")
-    values = expect_object(read_json(path, MAX_CONFIG_BYTES), str(path))
-    config = config_from_json(TrainConfig, with_saved_neuron_defaults(values), str(path))
-    try:
-        config.validate()
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    return dataclasses.asdict(config)
+    return config_from_saved(read_json(path, MAX_CONFIG_BYTES), str(path))
 
 
-def open_scene(run: Path, config: dict[str, Any]) -> Scene:
+def open_scene(run: Path, config: TrainConfig) -> Scene:
     """The scene a run trained on, loaded as training loaded it (downscaled images cached in the run folder)."""
-    data = Path(config["data"]) if config.get("data") else default_scene_path()
-    return load_scene(data, downscale=config["downscale"], background=config["background"],
-                      cache_dir=Path(run) / "cache")
+    data = Path(config.data) if config.data else default_scene_path()
+    return load_scene(data, downscale=config.downscale, background=config.background, cache_dir=Path(run) / "cache")
 
 
-def load_model(run: Path, phase: str, config: dict[str, Any], scene: Scene,
+def load_model(run: Path, phase: str, config: TrainConfig, scene: Scene,
                device: torch.device) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
     """The saved model and sampler of a phase (``teacher`` or ``student``), and the checkpoint's state."""
     ckpt = latest_checkpoint(run, phase)
     if ckpt is None:
         raise InputError(f"{run}: no {phase} checkpoint in {Path(run) / 'checkpoints'}")
     state = load_checkpoint(ckpt)
-    if phase == "teacher":
-        model = build_teacher(config["preset"], scene)
-    else:
-        model = build_student(config["preset"], scene, config)
-    sampler = build_sampler(config["preset"], scene, device)
+    preset = PRESETS[config.preset]
+    model = preset.teacher(scene) if phase == "teacher" else preset.student(scene, config.student)
+    sampler = preset.sampler(scene, device)
     model.load_state_dict(conform(ckpt, state["model"], model.state_dict(), "model"))
     sampler.load_state_dict(conform(ckpt, state["sampler"], sampler.state_dict(), "sampler"))
     return model.to(device).eval(), sampler.to(device), state

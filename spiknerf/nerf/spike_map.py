@@ -83,9 +83,8 @@ def spike_map(field: nn.Module, sampler: nn.Module, origins: Tensor, dirs: Tenso
 
     Example::
 
-        ys, xs = split.image_pixels()
-        o, d = split.rays(torch.zeros_like(ys), ys, xs)
-        image = spike_map(student, sampler, o, d, torch.ones(3)).reshape(split.height, split.width)
+        o, d, vd = split.view_rays(0)
+        image = spike_map(student, sampler, o, d, torch.ones(3), vd).reshape(split.height, split.width)
     """
     if weighting not in ("sum", "rendering"):
         raise ValueError(f"weighting must be 'sum' or 'rendering' (got {weighting!r})")

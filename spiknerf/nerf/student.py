@@ -9,9 +9,15 @@ and so does the encoding again (a skip, as in the NeRF MLP; the fast student's
 ``color_skip=False`` leaves it out), so the colour layers read the trunk's
 spikes plus analog currents. The layers that read the analog encoding and the
 view direction stay multiply-accumulate; every other layer is spike-driven.
+
+:class:`StudentSettings` holds what a run chooses about its student (the
+``--neuron``, ``--T``, ... options, saved in the run's ``config.json``).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +25,51 @@ from torch import Tensor, nn
 
 from spiknerf.nerf.encodings import HashGrid, PositionalEncoding, SphericalHarmonics
 from spiknerf.nerf.fields import SceneBox, trunc_exp
-from spiknerf.neurons import SpikeReadout, SpikingLinear
+from spiknerf.neurons import RESETS, SURROGATES, SpikeReadout, SpikingLinear
+
+NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
+MAX_T = 64  # a spiking layer holds T copies of its activations
+
+
+@dataclass
+class StudentSettings:
+    """The student's neurons (and the fast student's colour skip): ``spiknerf train``'s student options.
+
+    The neurons integrate their input current without the 1/τ input decay
+    (``decay_input=False``): the same dynamics with the decay folded into the
+    weights, so that default-initialised layers start close enough to the
+    threshold to fire. A ternary neuron fires 1 at θ and 2 at θ + Δv (Δv = θ
+    unless set), and its soft reset subtracts θ S, so that what a step does not
+    spend carries to the next: at T = 2 a constant current then gives spike
+    counts 0 to 4, where a hard reset gives 0, 1, 2 or 4.
+    """
+
+    neuron: str = field(default="ternary", metadata={"choices": NEURON_CHOICES, "help": "student neuron"})
+    T: int = field(default=2, metadata={"help": "student time steps"})
+    threshold: float = field(default=0.25, metadata={"help": "student firing threshold θ; ternary neurons fire 2 "
+                                                               "at θ + Δv"})
+    delta_v: float | None = field(default=None, metadata={"help": "Δv (default: θ, so that the levels are uniform)"})
+    reset: str = field(default="soft", metadata={
+        "choices": RESETS, "help": "student membrane reset: soft (subtract θ·S: the residue carries) or hard (to 0)"})
+    surrogate: str = field(default="atan", metadata={"choices": SURROGATES, "help": "student surrogate gradient"})
+    learnable_threshold: bool = field(default=False, metadata={"help": "LTMD threshold tanh(w) per layer"})
+    color_skip: bool = field(default=True, metadata={
+        "flag": "--no-color-skip", "help": "fast student: its colour branch reads the trunk's spikes and the view "
+                                           "direction only, not the encoding again (less energy, less accuracy)"})
+
+    def checks(self) -> list[tuple[bool, str]]:
+        """(holds, what to say if not) for each range the options must respect (see ``TrainConfig.validate``)."""
+        return [
+            (1 <= self.T <= MAX_T, f"--T must be in 1..{MAX_T} (got {self.T})"),
+            (0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
+            (self.delta_v is None or self.delta_v > 0, f"--delta-v must be > 0 (got {self.delta_v})"),
+        ]
+
+    def layer_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of every spiking layer of a student built with these settings."""
+        return dict(neuron=self.neuron.replace("-", "_"), T=self.T, learnable_threshold=self.learnable_threshold,
+                    surrogate=self.surrogate, decay_input=False, reset=self.reset, v_threshold=self.threshold,
+                    delta_v=self.threshold if self.delta_v is None else self.delta_v)
 
 
 class SpikingNGPField(nn.Module):
@@ -28,7 +78,7 @@ class SpikingNGPField(nn.Module):
     The colour branch's first layer reads the trunk's spikes plus two analog currents computed once per
     sample: the view direction's and the encoding's (``skip_current``). At T = 2 a ternary trunk unit driven
     by a constant current has only a handful of possible spike trains (five spike counts at most, see
-    ``presets.build_student``), too coarse to carry fine colour on its own: in exploratory runs with the
+    ``StudentSettings``), too coarse to carry fine colour on its own: in exploratory runs with the
     earlier hard reset the skip roughly halved the distilled student's gap to its teacher on both scenes.
     A wider colour branch (``color_hidden``) narrows the gap further but spends the energy the spikes save:
     at twice the width the lego student cost more energy per sample than its teacher, and a slower step.

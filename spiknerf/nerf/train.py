@@ -3,6 +3,14 @@
 With no arguments it trains on the built-in scene on the CPU. A run directory
 holds ``config.json``, ``checkpoints/``, ``tb/`` (TensorBoard), ``history.jsonl``
 (test PSNR against training seconds), ``metrics.json`` and ``renders/``.
+
+A phase (one model) trains in a loop of small parts, each with one job:
+:func:`train_step` (one optimisation step), :meth:`Phase.advance` (its
+counters), :class:`ProgressLog` (progress bar and TensorBoard scalars),
+:func:`evaluate_on_test_views` and :func:`append_history` (the periodic test
+PSNR) and :class:`Checkpointer` (when to save). :func:`train_phase` strings
+them together; :func:`run_phase` builds, resumes and trains one model, and
+:func:`train_run` the whole run.
 """
 
 from __future__ import annotations
@@ -13,11 +21,11 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,102 +35,23 @@ from tqdm import tqdm
 
 from spiknerf.atomic import write_atomic, write_json_atomic
 from spiknerf.errors import InputError
-from spiknerf.nerf.camera_path import MAX_FRAMES
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
 from spiknerf.nerf.data import Scene, Split, default_scene_path, load_scene
 from spiknerf.nerf.distill import kd_loss, teacher_targets
+from spiknerf.nerf.evaluate import evaluate_run, format_table, render_split
 from spiknerf.nerf.metrics import psnr
-from spiknerf.nerf.presets import (
-    PRESETS,
-    Preset,
-    build_sampler,
-    build_student,
-    build_teacher,
-)
-from spiknerf.nerf.render import render_chunks, render_rays
+from spiknerf.nerf.presets import PRESETS, Preset
+from spiknerf.nerf.render import Image, render_rays
+from spiknerf.nerf.render_video import render_video
 from spiknerf.nerf.run import choose_device, default_run_dir, eval_background, load_model, read_config
 from spiknerf.nerf.run_folder import RUN_CONFIG, check_new_run, hold_run
-from spiknerf.neurons import RESETS, SURROGATES, count_ops
+from spiknerf.nerf.train_config import TrainConfig, config_json
+from spiknerf.neurons import count_ops
 
-NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
-MAX_T = 64  # a spiking layer holds T copies of its activations
+HISTORY = "history.jsonl"
 MAX_HISTORY_BYTES = 64 << 20
-
-
-@dataclass
-class TrainConfig:
-    """Train a teacher NeRF and its distilled spiking student, evaluate both, render a video."""
-
-    data: str | None = field(default=None, metadata={"help": "scene folder (default: the built-in scene)"})
-    out: str | None = field(default=None, metadata={"help": "run directory (default: runs/<scene>-<time>)"})
-    preset: str = field(default="fast", metadata={"choices": tuple(PRESETS), "help": "field and sampler: fast "
-                        "(hash grid), paper (8 x 256 NeRF MLP, coarse-to-fine) or mlp (4 x 128 NeRF MLP on the "
-                        "occupancy grid, every hidden layer of the student spiking)"})
-    model: str = field(default="both", metadata={"choices": ("both", "teacher", "student"),
-                                                  "help": "what to train"})
-    teacher: str | None = field(default=None, metadata={"help": "reuse the teacher of this run directory"})
-    steps: int | None = field(default=None, metadata={"help": "training steps per model (default: the preset's, "
-                                                      "fast 5000 teacher + 3500 student, mlp 12000 + 12000, "
-                                                      "paper 3000 + 3000)"})
-    downscale: int = field(default=1, metadata={"help": "image downscale factor"})
-    background: str = field(default="white", metadata={"choices": ("white", "black", "random"),
-                                                        "help": "what RGBA images are composited on"})
-    neuron: str = field(default="ternary", metadata={"choices": NEURON_CHOICES, "help": "student neuron"})
-    learnable_threshold: bool = field(default=False, metadata={"help": "LTMD threshold tanh(w) per layer"})
-    surrogate: str = field(default="atan", metadata={"choices": SURROGATES, "help": "student surrogate gradient"})
-    T: int = field(default=2, metadata={"help": "student time steps"})
-    reset: str = field(default="soft", metadata={
-        "choices": RESETS, "help": "student membrane reset: soft (subtract θ·S: the residue carries) or hard (to 0)"})
-    threshold: float = field(default=0.25, metadata={"help": "student firing threshold θ; ternary neurons fire 2 "
-                                                               "at θ + Δv"})
-    delta_v: float | None = field(default=None, metadata={"help": "Δv (default: θ, so that the levels are uniform)"})
-    color_skip: bool = field(default=True, metadata={
-        "flag": "--no-color-skip", "help": "fast student: its colour branch reads the trunk's spikes and the view "
-                                           "direction only, not the encoding again (less energy, less accuracy)"})
-    kd: bool = field(default=True, metadata={"flag": "--no-kd", "help": "turn distillation off"})
-    kd_sigma: float = field(default=0.5, metadata={"help": "distillation weight on density, compared as "
-                                                           "each sample's opacity"})
-    kd_color: float = field(default=0.5, metadata={"help": "distillation weight on colour"})
-    device: str = field(default="auto", metadata={"choices": ("auto", "cpu", "cuda")})
-    resume: bool = field(default=False, metadata={"help": "continue the run in --out from its last checkpoint"})
-    seed: int = 0
-    dry_run: bool = field(default=False, metadata={"help": "validate scene and options, print a summary, exit"})
-    checkpoint_seconds: float = field(default=30.0, metadata={"help": "checkpoint interval in training seconds"})
-    checkpoint_steps: int = field(default=0, metadata={"help": "also checkpoint every N steps (0: off)"})
-    keep_checkpoints: int = field(default=3, metadata={"help": "step checkpoints kept per model"})
-    eval_every: int = field(default=500, metadata={"help": "steps between test PSNR and TensorBoard images"})
-    eval_views: int = field(default=3, metadata={"help": "test views used for the PSNR during training"})
-    video_frames: int = field(default=60, metadata={"help": "frames of the final video (0: none)"})
-    fps: int = 24
-
-    def validate(self) -> None:
-        checks = [
-            (self.steps is None or self.steps >= 1, f"--steps must be >= 1 (got {self.steps})"),
-            (self.downscale >= 1, f"--downscale must be >= 1 (got {self.downscale})"),
-            (1 <= self.T <= MAX_T, f"--T must be in 1..{MAX_T} (got {self.T})"),
-            (0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
-            (self.delta_v is None or self.delta_v > 0, f"--delta-v must be > 0 (got {self.delta_v})"),
-            (self.kd_sigma >= 0 and self.kd_color >= 0, "--kd-sigma and --kd-color must be >= 0"),
-            (self.checkpoint_seconds > 0, f"--checkpoint-seconds must be > 0 (got {self.checkpoint_seconds})"),
-            (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1 (got {self.keep_checkpoints})"),
-            (self.eval_every >= 1 and self.eval_views >= 1, "--eval-every and --eval-views must be >= 1"),
-            (0 <= self.video_frames <= MAX_FRAMES and self.fps >= 1,
-             f"--video-frames must be in 0..{MAX_FRAMES} and --fps >= 1"),
-            (not (self.model == "student" and self.teacher is None and self.kd),
-             "--model student needs --teacher RUN (or --no-kd)"),
-            (self.teacher is None or self.model == "student", "--teacher RUN goes with --model student"),
-            (self.color_skip or self.preset == "fast", "--no-color-skip applies to the fast preset's student only"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise InputError(message)
-        if self.resume and self.out is None:
-            raise InputError("--resume needs --out DIR, the run to continue")
-
-    def total_steps(self, phase: str) -> int:
-        """Steps of ``phase`` (teacher or student): ``--steps``, else the preset's."""
-        preset = PRESETS[self.preset]
-        return self.steps or (preset.student_steps if phase == "student" else preset.steps)
+SCALARS_EVERY = 25  # steps between TensorBoard scalars
+SPIKE_STATS_SAMPLES = 4096  # sample points of the last batch that firing statistics are counted on
 
 
 class Batcher:
@@ -140,29 +69,30 @@ class Batcher:
         ys, xs = (flat % self.pixels_per_view) // self.split.width, flat % self.split.width
         bg = torch.rand(n, 3, generator=self.generator) if self.random_background else torch.ones(n, 3)
         target = self.split.pixels(index, ys, xs, bg)
-        o, d = self.split.rays(index, ys, xs)
-        vd = self.split.view_dirs(index, ys, xs) if self.split.ndc else None
+        o, d, vd = self.split.rays(index, ys, xs)
         to = lambda t: None if t is None else t.to(self.device, non_blocking=True)  # noqa: E731
         return to(o), to(d), to(vd), to(target), to(bg)
 
 
-def lr_lambda(steps: int, warmup: int):
-    """Linear warm-up, then x0.33 at 1/2, 3/4 and 9/10 of the steps (nerfacc's Instant-NGP schedule)."""
-    milestones = [steps // 2, steps * 3 // 4, steps * 9 // 10]
+class StepResult(NamedTuple):
+    """What one training step measured, and the batch's sample points (for firing statistics)."""
 
-    def factor(step: int) -> float:
-        warm = min(1.0, 0.01 + 0.99 * step / max(warmup, 1))
-        return warm * 0.33 ** sum(step >= m for m in milestones)
+    loss: float
+    train_psnr: float  # of the photometric loss alone
+    rays: int
+    samples: int
+    samples_per_ray: float
+    seconds: float
+    points: Tensor
+    directions: Tensor
 
-    return factor
 
+class Distillation(NamedTuple):
+    """A frozen teacher and the weights of the student's distillation losses."""
 
-def make_optimizer(model: nn.Module, preset: Preset) -> torch.optim.Adam:
-    """Adam; the MLP weights get a little weight decay, the encoding table none (Instant-NGP)."""
-    table = [p for n, p in model.named_parameters() if n.startswith("encoding.")]
-    rest = [p for n, p in model.named_parameters() if not n.startswith("encoding.")]
-    groups = [{"params": rest, "weight_decay": 1e-6}] + ([{"params": table}] if table else [])
-    return torch.optim.Adam(groups, lr=preset.lr, eps=1e-15, fused=True)  # fused: a much faster step on the CPU
+    teacher: nn.Module
+    weight_sigma: float
+    weight_color: float
 
 
 class Phase:
@@ -171,20 +101,35 @@ class Phase:
     def __init__(self, name: str, model: nn.Module, sampler: nn.Module, preset: Preset, steps: int,
                  seed: int) -> None:
         self.name, self.model, self.sampler, self.preset, self.steps = name, model, sampler, preset, steps
-        self.optimizer = make_optimizer(model, preset)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(steps, preset.warmup_steps))
+        self.optimizer = preset.optimizer(model)
+        self.scheduler = preset.scheduler(self.optimizer, steps)
         self.generator = torch.Generator().manual_seed(seed)
         self.step, self.train_seconds, self.rays, self.samples = 0, 0.0, 0, 0
         self.samples_per_ray = 64.0  # running estimate that sizes the batch
 
+    @property
+    def done(self) -> bool:
+        return self.step >= self.steps
+
+    def advance(self, result: StepResult) -> None:
+        """Count a finished step: its time, rays and samples, and the running samples per ray (an exponential
+        average: it sizes the next batch, so it is training state, saved and resumed with the rest)."""
+        self.step += 1
+        self.train_seconds += result.seconds
+        self.rays += result.rays
+        self.samples += result.samples
+        spr = result.samples_per_ray
+        self.samples_per_ray = 0.9 * self.samples_per_ray + 0.1 * spr if self.step > 1 else spr
+
     def state(self) -> dict[str, Any]:
+        """Everything a resumed phase needs to continue bit for bit (a checkpoint's content)."""
         return {
             "phase": self.name, "step": self.step, "train_seconds": self.train_seconds, "rays": self.rays,
             "samples": self.samples,
             "samples_per_ray": self.samples_per_ray, "model": self.model.state_dict(),
             "sampler": self.sampler.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(), "done": self.step >= self.steps,
+            "torch_rng": torch.get_rng_state(), "done": self.done,
         }
 
     def template(self) -> dict[str, Any]:
@@ -214,10 +159,6 @@ class Phase:
         self.rays, self.samples = state["rays"], state["samples"]
         self.samples_per_ray = state["samples_per_ray"]
 
-    def n_rays(self) -> int:
-        n = int(self.preset.target_samples / max(self.samples_per_ray, 1e-3))
-        return max(self.preset.min_rays, min(self.preset.max_rays, n))
-
 
 def _settings(state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float]]:
     """What a phase's optimizer and schedule are built with, as opposed to what training changes (the learning
@@ -226,111 +167,80 @@ def _settings(state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float]]
     return groups, state["scheduler"]["base_lrs"]
 
 
-def log_images(writer: SummaryWriter, tag: str, step: int, gt: Tensor, image, scene: Scene) -> None:
+def train_step(phase: Phase, batcher: Batcher, kd: Distillation | None,
+               amp: AbstractContextManager) -> StepResult:
+    """One optimisation step of ``phase`` on a fresh batch: the photometric loss, plus distillation with ``kd``.
+
+    Without a teacher the model refreshes its own occupancy grid first. With one the student marches the
+    teacher's sampler: the teacher's occupancy grid, left as it is, and the teacher's density to drop the
+    samples behind spent transmittance. The student learns the teacher's density, so the teacher's grid is
+    already the one it would converge to, and its samples are those the KD targets describe best. Marching
+    its own young density instead, the mlp preset's student refreshed the whole grid through its spiking MLP
+    during warm-up, and its warm-up and its steps were much slower than they are now
+    (docs/notes/2026-11-28-spiknerf-table-history.md). Evaluation and rendering march the student's own density.
+    """
+    t0 = time.perf_counter()
+    model, sampler = phase.model, phase.sampler
+    model.train()
+    with amp:
+        if kd is None:
+            sampler.update(phase.step, model.density, phase.generator)
+        o, d, vd, target, bg = batcher.draw(phase.preset.rays_per_batch(phase.samples_per_ray))
+        out = render_rays(model, sampler, o, d, bg, stratified=True, view_dirs=vd,
+                          sigma_fn=None if kd is None else kd.teacher.density)
+        photo = F.mse_loss(out.rgb, target)
+        loss = photo
+        if kd is not None:
+            sigma_t, rgb_t = teacher_targets(kd.teacher, out.points, out.directions)
+            loss = loss + kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, out.samples.t_ends - out.samples.t_starts,
+                                  kd.weight_sigma, kd.weight_color)
+    phase.optimizer.zero_grad(set_to_none=True)
+    if loss.requires_grad:  # a batch whose rays all miss the occupied cells has nothing to learn from
+        loss.backward()
+        phase.optimizer.step()
+    phase.scheduler.step()
+    seconds = time.perf_counter() - t0
+    return StepResult(loss=float(loss.detach()), train_psnr=-10.0 * math.log10(max(float(photo.detach()), 1e-10)),
+                      rays=len(o), samples=len(out.samples),
+                      samples_per_ray=len(out.samples) / max(out.samples.n_rays, 1), seconds=seconds,
+                      points=out.points, directions=out.directions)
+
+
+class ProgressLog:
+    """How a phase's training shows: a progress bar (rays/s, loss, train PSNR) on stderr, and TensorBoard
+    scalars every ``SCALARS_EVERY`` steps and at the last."""
+
+    def __init__(self, phase: Phase, writer: SummaryWriter) -> None:
+        self.writer = writer
+        self.bar = tqdm(total=phase.steps, initial=phase.step, desc=phase.name, dynamic_ncols=True, file=sys.stderr)
+
+    def step(self, phase: Phase, result: StepResult) -> None:
+        rays_per_second = result.rays / result.seconds
+        self.bar.update(1)
+        self.bar.set_postfix(rays_s=f"{rays_per_second:.0f}", loss=f"{result.loss:.4f}",
+                             psnr=f"{result.train_psnr:.2f}")
+        if phase.step % SCALARS_EVERY == 0 or phase.done:
+            scalars = {"loss": result.loss, "train_psnr": result.train_psnr,
+                       "lr": phase.optimizer.param_groups[0]["lr"], "samples_per_ray": result.samples_per_ray,
+                       "occupancy": phase.sampler.occupied_fraction, "rays_per_second": rays_per_second}
+            for name, value in scalars.items():
+                self.writer.add_scalar(f"{phase.name}/{name}", value, phase.step)
+
+    def evaluated(self, phase: Phase, test_psnr: float) -> None:
+        self.bar.write(f"{phase.name} step {phase.step}: test PSNR {test_psnr:.2f} dB "
+                       f"({phase.train_seconds:.0f} s of training)")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def log_images(writer: SummaryWriter, tag: str, step: int, gt: Tensor, image: Image, scene: Scene) -> None:
     """TensorBoard image: ground truth | prediction | depth, side by side."""
     h, w = gt.shape[:2]
     depth = image.depth.cpu().reshape(h, w)
     depth = ((depth - scene.near) / (scene.far - scene.near)).clamp(0, 1)[..., None].expand(h, w, 3)
     panel = torch.cat([gt, image.rgb.cpu().reshape(h, w, 3).clamp(0, 1), depth], dim=1)
     writer.add_image(tag, panel, step, dataformats="HWC")
-
-
-def evaluate_views(model: nn.Module, sampler: nn.Module, split: Split, views: list[int], background: Tensor,
-                   device: torch.device):
-    """Render ``views`` of a split: yields (view, ground truth [H, W, 3], rendered image)."""
-    ys, xs = split.image_pixels()
-    for v in views:
-        index = torch.full_like(ys, v)
-        o, d = split.rays(index, ys, xs)
-        vd = split.view_dirs(index, ys, xs).to(device) if split.ndc else None
-        image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device), vd)
-        yield v, split.image(v, background.cpu()), image
-
-
-def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
-                device: torch.device, teacher: nn.Module | None = None) -> None:
-    """Train one model to ``phase.steps`` steps, checkpointing and logging as it goes.
-
-    With a ``teacher`` (distillation) the student marches the teacher's sampler: the teacher's occupancy
-    grid, left as it is, and the teacher's density to drop the samples behind spent transmittance. The
-    student learns the teacher's density, so the teacher's grid is already the one it would converge to,
-    and its samples are those the KD targets describe best. Marching its own young density instead, the mlp
-    preset's student refreshed the whole grid through its spiking MLP during warm-up, and its warm-up and
-    its steps were much slower than they are now (docs/notes/2026-11-28-spiknerf-table-history.md).
-    Evaluation and rendering march the student's own density.
-    """
-    train, test = scene.splits["train"], scene.splits["test"]
-    batcher = Batcher(train, device, phase.generator)
-    background = eval_background(scene)
-    views = list(range(min(cfg.eval_views, len(test))))
-    history = run / "history.jsonl"
-    use_kd = teacher is not None
-    model, sampler = phase.model, phase.sampler
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    last_save = time.perf_counter()
-    bar = tqdm(total=phase.steps, initial=phase.step, desc=phase.name, dynamic_ncols=True, file=sys.stderr)
-    while phase.step < phase.steps:
-        t0 = time.perf_counter()
-        model.train()
-        with amp:
-            if not use_kd:
-                sampler.update(phase.step, model.density, phase.generator)
-            o, d, vd, target, bg = batcher.draw(phase.n_rays())
-            out = render_rays(model, sampler, o, d, bg, stratified=True, view_dirs=vd,
-                              sigma_fn=teacher.density if use_kd else None)
-            photo = F.mse_loss(out.rgb, target)
-            loss = photo
-            if use_kd:
-                sigma_t, rgb_t = teacher_targets(teacher, out.points, out.directions)
-                loss = loss + kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, out.samples.t_ends - out.samples.t_starts,
-                                      cfg.kd_sigma, cfg.kd_color)
-        phase.optimizer.zero_grad(set_to_none=True)
-        if loss.requires_grad:  # a batch whose rays all miss the occupied cells has nothing to learn from
-            loss.backward()
-            phase.optimizer.step()
-        phase.scheduler.step()
-        phase.step += 1
-        dt = time.perf_counter() - t0
-        phase.train_seconds += dt
-        phase.rays += len(o)
-        phase.samples += len(out.samples)
-        spr = len(out.samples) / max(out.samples.n_rays, 1)
-        phase.samples_per_ray = 0.9 * phase.samples_per_ray + 0.1 * spr if phase.step > 1 else spr
-        loss_value = float(loss.detach())
-        train_psnr = -10.0 * math.log10(max(float(photo.detach()), 1e-10))
-        bar.update(1)
-        bar.set_postfix(rays_s=f"{len(o) / dt:.0f}", loss=f"{loss_value:.4f}", psnr=f"{train_psnr:.2f}")
-        if phase.step % 25 == 0 or phase.step == phase.steps:
-            tag = phase.name
-            writer.add_scalar(f"{tag}/loss", loss_value, phase.step)
-            writer.add_scalar(f"{tag}/train_psnr", train_psnr, phase.step)
-            writer.add_scalar(f"{tag}/lr", phase.optimizer.param_groups[0]["lr"], phase.step)
-            writer.add_scalar(f"{tag}/samples_per_ray", spr, phase.step)
-            writer.add_scalar(f"{tag}/occupancy", sampler.occupied_fraction, phase.step)
-            writer.add_scalar(f"{tag}/rays_per_second", len(o) / dt, phase.step)
-        if phase.step % cfg.eval_every == 0 or phase.step == phase.steps:
-            model.eval()
-            scores = []
-            for v, gt, image in evaluate_views(model, sampler, test, views, background, device):
-                scores.append(psnr(image.rgb.cpu().reshape(gt.shape), gt))
-                if v == views[0]:
-                    log_images(writer, f"{phase.name}/test_view", phase.step, gt, image, scene)
-            test_psnr = sum(scores) / len(scores)
-            writer.add_scalar(f"{phase.name}/test_psnr", test_psnr, phase.step)
-            if use_kd or phase.name == "student":
-                log_spiking_stats(writer, phase.name, phase.step, model, out.points[:4096], out.directions[:4096])
-            with history.open("a") as f:
-                f.write(json.dumps({"phase": phase.name, "step": phase.step, "rays": phase.rays,
-                                    "train_seconds": round(phase.train_seconds, 3),
-                                    "test_psnr": round(test_psnr, 4)}) + "\n")
-            bar.write(f"{phase.name} step {phase.step}: test PSNR {test_psnr:.2f} dB "
-                      f"({phase.train_seconds:.0f} s of training)")
-        due = time.perf_counter() - last_save >= cfg.checkpoint_seconds
-        if due or (cfg.checkpoint_steps and phase.step % cfg.checkpoint_steps == 0):
-            save_checkpoint(run, phase.name, phase.step, phase.state(), keep=cfg.keep_checkpoints)
-            last_save = time.perf_counter()
-    bar.close()
-    save_checkpoint(run, phase.name, phase.step, phase.state(), keep=cfg.keep_checkpoints, final=True)
 
 
 def log_spiking_stats(writer: SummaryWriter, tag: str, step: int, model: nn.Module, points: Tensor,
@@ -346,6 +256,75 @@ def log_spiking_stats(writer: SummaryWriter, tag: str, step: int, model: nn.Modu
     writer.add_scalar(f"{tag}/macs_per_sample", ops.macs_per_sample, step)
 
 
+def evaluate_on_test_views(phase: Phase, scene: Scene, n_views: int, writer: SummaryWriter, device: torch.device,
+                           last: StepResult) -> float:
+    """Mean PSNR of ``phase``'s model on the first ``n_views`` test views (a cheap check during training; ``eval``
+    scores every view). TensorBoard gets the PSNR, the first view's images and, for a student, its firing rates
+    at the sample points of the ``last`` batch."""
+    test = scene.splits["test"]
+    views = range(min(n_views, len(test)))
+    background = eval_background(scene)
+    phase.model.eval()
+    images = render_split(phase.model, phase.sampler, test, background, device, views)
+    truths = [test.image(v, background.cpu()) for v in views]
+    test_psnr = sum(psnr(image.rgb.cpu().reshape(gt.shape), gt) for image, gt in zip(images, truths, strict=True))
+    test_psnr /= len(truths)
+    log_images(writer, f"{phase.name}/test_view", phase.step, truths[0], images[0], scene)
+    writer.add_scalar(f"{phase.name}/test_psnr", test_psnr, phase.step)
+    if phase.name == "student":
+        n = SPIKE_STATS_SAMPLES
+        log_spiking_stats(writer, phase.name, phase.step, phase.model, last.points[:n], last.directions[:n])
+    return test_psnr
+
+
+def append_history(path: Path, phase: Phase, test_psnr: float) -> None:
+    """One line of ``history.jsonl``: a test PSNR against the phase's steps, rays and training seconds."""
+    with path.open("a") as f:
+        f.write(json.dumps({"phase": phase.name, "step": phase.step, "rays": phase.rays,
+                            "train_seconds": round(phase.train_seconds, 3), "test_psnr": round(test_psnr, 4)}) + "\n")
+
+
+class Checkpointer:
+    """Saves a phase's step checkpoints every ``--checkpoint-seconds`` of wall time (and every
+    ``--checkpoint-steps`` steps if set), and its final one."""
+
+    def __init__(self, run: Path, cfg: TrainConfig) -> None:
+        self.run, self.keep = run, cfg.keep_checkpoints
+        self.seconds, self.steps = cfg.checkpoint_seconds, cfg.checkpoint_steps
+        self.last = time.perf_counter()
+
+    def after_step(self, phase: Phase) -> None:
+        due = time.perf_counter() - self.last >= self.seconds
+        if due or (self.steps and phase.step % self.steps == 0):
+            self.save(phase)
+
+    def save(self, phase: Phase, final: bool = False) -> None:
+        save_checkpoint(self.run, phase.name, phase.step, phase.state(), keep=self.keep, final=final)
+        self.last = time.perf_counter()
+
+
+def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
+                device: torch.device, teacher: nn.Module | None = None) -> None:
+    """Train one model to ``phase.steps`` steps, distilled from ``teacher`` if given: each step is logged; every
+    ``--eval-every`` steps and at the last the model is scored on test views; checkpoints follow their clock."""
+    batcher = Batcher(scene.splits["train"], device, phase.generator)
+    kd = None if teacher is None else Distillation(teacher, cfg.kd_sigma, cfg.kd_color)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    checkpoints = Checkpointer(run, cfg)
+    log = ProgressLog(phase, writer)
+    while not phase.done:
+        result = train_step(phase, batcher, kd, amp)
+        phase.advance(result)
+        log.step(phase, result)
+        if phase.step % cfg.eval_every == 0 or phase.done:
+            test_psnr = evaluate_on_test_views(phase, scene, cfg.eval_views, writer, device, result)
+            append_history(run / HISTORY, phase, test_psnr)
+            log.evaluated(phase, test_psnr)
+        checkpoints.after_step(phase)
+    log.close()
+    checkpoints.save(phase, final=True)
+
+
 def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: TrainConfig, run: Path,
               writer: SummaryWriter, device: torch.device, teacher: Teacher | None = None) -> Phase:
     """Build (``build()``, after seeding, so that ``--seed`` fixes the initial weights), resume if asked (or skip
@@ -359,15 +338,16 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
     seed = cfg.seed * 2 + (name == "student")
     torch.manual_seed(seed)
     model = build()
-    sampler = build_sampler(cfg.preset, scene, device).to(device)
+    preset = PRESETS[cfg.preset]
+    sampler = preset.sampler(scene, device).to(device)
     if teacher is not None:
         sampler.load_state_dict(teacher.sampler.state_dict())
         inherit_encoding(model, teacher.model)
-    phase = Phase(name, model.to(device), sampler, PRESETS[cfg.preset], cfg.total_steps(name), seed)
+    phase = Phase(name, model.to(device), sampler, preset, cfg.total_steps(name), seed)
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
         phase.load(ckpt, load_checkpoint(ckpt))
-        trim_history(run / "history.jsonl", name, phase.step)
+        trim_history(run / HISTORY, name, phase.step)
         print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
     train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model)
     return phase
@@ -391,8 +371,8 @@ class Teacher:
 def load_teacher(run: Path, scene: Scene, cfg: TrainConfig, device: torch.device) -> Teacher:
     """The finished teacher of another run (``--teacher RUN``), which must use the same preset."""
     config = read_config(run)
-    if config.get("preset") != cfg.preset:
-        raise InputError(f"--teacher {run}: its preset is {config.get('preset')}, this run's is {cfg.preset}")
+    if config.preset != cfg.preset:
+        raise InputError(f"--teacher {run}: its preset is {config.preset}, this run's is {cfg.preset}")
     model, sampler, _ = load_model(run, "teacher", config, scene, device)
     return Teacher(model, sampler)
 
@@ -419,8 +399,7 @@ def trim_history(path: Path, phase: str, step: int) -> None:
 def resumed_config(cfg: TrainConfig) -> TrainConfig:
     """The saved config of the run in ``--out``, held to what the command line accepts: a resumed run continues
     exactly as it started."""
-    values = read_config(Path(cfg.out))
-    return TrainConfig(**(values | {"resume": True, "out": cfg.out, "dry_run": False}))
+    return dataclasses.replace(read_config(Path(cfg.out)), resume=True, out=cfg.out, dry_run=False)
 
 
 def main(cfg: TrainConfig) -> int:
@@ -439,7 +418,7 @@ def main(cfg: TrainConfig) -> int:
         print(scene.summary())
         print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
               f"student {cfg.total_steps('student')}, "
-              f"student: {cfg.neuron} T={cfg.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
+              f"student: {cfg.student.neuron} T={cfg.student.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
         return 0
     if cfg.out is None:
         scene = load_scene(data, downscale=cfg.downscale, background=cfg.background)
@@ -464,22 +443,19 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
     if not cfg.resume:
         resolved = {key: str(Path(getattr(cfg, key)).resolve()) if getattr(cfg, key) else None
                     for key in ("data", "teacher")}
-        write_json_atomic(run / RUN_CONFIG, dataclasses.asdict(cfg) | {"out": str(run)} | resolved)
+        write_json_atomic(run / RUN_CONFIG, config_json(dataclasses.replace(cfg, out=str(run), **resolved)))
     for note in scene.notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"run directory: {run}", file=sys.stderr)
-    from spiknerf.nerf.evaluate import evaluate_run, format_table
-    from spiknerf.nerf.video import render_video
-
+    preset = PRESETS[cfg.preset]
     with SummaryWriter(str(run / "tb")) as writer:
         if cfg.model in ("both", "teacher"):
-            trained = run_phase("teacher", partial(build_teacher, cfg.preset, scene), scene, cfg, run, writer,
-                                device)
+            trained = run_phase("teacher", partial(preset.teacher, scene), scene, cfg, run, writer, device)
             teacher = Teacher(trained.model.eval(), trained.sampler)
         if cfg.model in ("both", "student"):
             if teacher is not None:
                 teacher.model.requires_grad_(False)
-            build = partial(build_student, cfg.preset, scene, dataclasses.asdict(cfg))
+            build = partial(preset.student, scene, cfg.student)
             run_phase("student", build, scene, cfg, run, writer, device, teacher if cfg.kd else None)
     metrics = evaluate_run(run, device=cfg.device)
     print(format_table(metrics))

@@ -2,7 +2,7 @@
 
 Images stay uint8 ``[N, H, W, C]`` on the CPU; :meth:`Split.pixels` converts a
 batch to float and composites RGBA onto a background. :meth:`Split.rays` turns
-the same pixels into rays with :func:`spiknerf.nerf.rays.pixel_rays`, already in
+the same pixels into rays with :func:`spiknerf.nerf.rays.camera_rays`, already in
 the scene's sampling space (NDC for forward-facing LLFF scenes).
 """
 
@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from spiknerf.errors import InputError
-from spiknerf.nerf.rays import camera_rays, pixel_rays
+from spiknerf.nerf.rays import camera_rays
 
 BACKGROUNDS: tuple[str, ...] = ("white", "black", "random")
 # A scene with a single set of views holds out every HOLDOUT-th one for test
@@ -72,33 +72,30 @@ class Split:
         """One whole view as float32 ``[H, W, 3]``, composited onto ``background`` (``[3]``)."""
         return composite(self.images[index], background)
 
-    def rays(self, index: Tensor, ys: Tensor, xs: Tensor) -> tuple[Tensor, Tensor]:
-        """Origins and directions ``[n, 3]`` in the scene's sampling space.
+    def rays(self, index: Tensor, ys: Tensor, xs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Origins and directions ``[n, 3]`` in the scene's sampling space, and the viewing directions.
 
         Directions are unit length in world space, or NDC directions with ``t`` in
-        [0, 1] when ``ndc`` (see :mod:`spiknerf.nerf.rays`).
+        [0, 1] when ``ndc`` (see :mod:`spiknerf.nerf.rays`). The viewing directions
+        are what view-dependent colour reads: unit world-space directions for NDC
+        scenes, ``None`` elsewhere (there they are the directions).
         """
-        o, d, _ = camera_rays(self.c2w[index], self.intrinsics[index], xs, ys, self.width, self.height, self.ndc)
-        return o, d
-
-    def view_dirs(self, index: Tensor, ys: Tensor, xs: Tensor) -> Tensor:
-        """Unit world-space viewing directions ``[n, 3]`` (what view-dependent colour reads).
-
-        Equal to the directions of :meth:`rays` except for NDC scenes.
-        """
-        return pixel_rays(self.c2w[index], self.intrinsics[index], xs, ys)[1]
+        return camera_rays(self.c2w[index], self.intrinsics[index], xs, ys, self.width, self.height, self.ndc)
 
     def image_pixels(self) -> tuple[Tensor, Tensor]:
         """Row-major ``(ys, xs)`` of every pixel of one view, ``[H * W]`` each."""
         ys, xs = torch.meshgrid(torch.arange(self.height), torch.arange(self.width), indexing="ij")
         return ys.reshape(-1), xs.reshape(-1)
 
-    def image_rays(self, index: int) -> tuple[Tensor, Tensor]:
-        """Rays of every pixel of view ``index``, ``[H * W, 3]`` each, row-major."""
+    def view_rays(self, index: int, device: torch.device | str = "cpu") -> tuple[Tensor, Tensor, Tensor | None]:
+        """:meth:`rays` of every pixel of view ``index``, row-major, on ``device``.
+
+        Every pixel gathers its own copy of the camera, as a training batch does,
+        so that evaluation renders exactly the rays that training would draw.
+        """
         ys, xs = self.image_pixels()
-        # one camera broadcast over the image rather than H * W gathered copies of it
-        o, d, _ = camera_rays(self.c2w[index], self.intrinsics[index], xs, ys, self.width, self.height, self.ndc)
-        return o, d
+        o, d, vd = self.rays(torch.full_like(ys, index), ys, xs)
+        return o.to(device), d.to(device), None if vd is None else vd.to(device)
 
     def views(self, start: int, stop: int) -> Split:
         """Views ``start`` to ``stop - 1``, sharing this split's memory."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from spiknerf.atomic import atomic_path
@@ -50,8 +51,8 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def render_path(model, sampler, path: CameraPath, ndc: bool, background: torch.Tensor, near: float, far: float,
-                device: torch.device, depth: bool) -> Iterator[np.ndarray]:
+def render_path(model: nn.Module, sampler: nn.Module, path: CameraPath, ndc: bool, background: torch.Tensor,
+                near: float, far: float, device: torch.device, depth: bool) -> Iterator[np.ndarray]:
     """uint8 frames ``[H, W(x2), 3]`` along the path, rendered as they are asked for."""
     ys, xs = torch.meshgrid(torch.arange(path.height), torch.arange(path.width), indexing="ij")
     ys, xs = ys.reshape(-1), xs.reshape(-1)

@@ -1,12 +1,11 @@
-"""The built-in scene's renderer: deterministic, Blender format, transparent background, varied content."""
+"""The built-in scene: deterministic, Blender format, transparent background, varied content, rendered once."""
 
 import pytest
 import torch
 
 from spiknerf.errors import InputError
-from spiknerf.nerf import synthetic
-from spiknerf.nerf.data import default_scene_path, load_scene
-from spiknerf.nerf.synthetic import SceneSpec, write_scene
+from spiknerf.nerf.data import builtin, default_scene_path, load_scene
+from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 
 TINY = SceneSpec(size=24, views=3, test_views=2, seed=5)
 
@@ -23,7 +22,7 @@ def test_written_in_blender_format_and_loaded(tiny_scene, tmp_path):
     train = scene.splits["train"]
     assert train.channels == 4 and (train.height, train.width) == (24, 24)
     radius = train.c2w[:, :3, 3].norm(dim=-1)
-    assert torch.allclose(radius, torch.full_like(radius, synthetic.CAMERA_RADIUS))
+    assert torch.allclose(radius, torch.full_like(radius, builtin.CAMERA_RADIUS))
     assert (train.c2w[:, 2, 3] > 0).all()  # upper hemisphere
 
 
@@ -46,12 +45,12 @@ def test_deterministic_and_seeded(tiny_scene, tmp_path):
 
 def test_highlight_moves_with_the_view():
     """View-dependent colour: the same surface point looks different from two directions."""
-    shapes = synthetic.scene_shapes()
-    point = torch.tensor([0.45, 0.30, synthetic.PEDESTAL_TOP + 0.84])  # top of the glossy striped sphere
+    shapes = builtin.scene_shapes()
+    point = torch.tensor([0.45, 0.30, builtin.PEDESTAL_TOP + 0.84])  # top of the glossy striped sphere
     colours = []
     for eye in (torch.tensor([0.0, 0.0, 4.0]), torch.tensor([3.0, -2.0, 1.5])):
         d = (point - eye) / (point - eye).norm()
-        rgb, alpha = synthetic.shade(shapes, eye[None], d[None])
+        rgb, alpha = builtin.shade(shapes, eye[None], d[None])
         assert alpha.item() == 1.0
         colours.append(rgb[0])
     assert (colours[0] - colours[1]).abs().max() > 0.05
@@ -70,7 +69,7 @@ def test_default_scene_is_rendered_once_into_the_user_cache(tmp_path, monkeypatc
         calls.append(out)
         return write_scene(out, TINY)  # full size takes ~20 s; the folder logic is what is tested here
 
-    monkeypatch.setattr(synthetic, "write_scene", small_write)
+    monkeypatch.setattr(builtin, "write_scene", small_write)
     path = default_scene_path()
     assert path.parent == tmp_path / "spiknerf" / "scenes" and (path / "transforms_train.json").is_file()
     assert default_scene_path() == path and len(calls) == 1
