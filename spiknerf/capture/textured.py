@@ -11,7 +11,7 @@ scene with a background, unbounded in NeRF terms).
 
 Cameras circle the shapes in capture order, as a person walking around them
 would take photos: one turn (or ``arc_deg``) of a rising spiral from :data:`ELEVATION_DEG`
-low to high, at :data:`synthetic.CAMERA_RADIUS`, with a small seeded jitter. The capture
+low to high, at :data:`builtin.CAMERA_RADIUS`, with a small seeded jitter. The capture
 folder holds ``images/`` (RGB on white) and a ``transforms.json`` with the true
 cameras, which :func:`spiknerf.nerf.data.load_scene` reads.
 """
@@ -32,7 +32,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from spiknerf.errors import InputError
-from spiknerf.nerf import synthetic
+from spiknerf.nerf.data import builtin
 from spiknerf.nerf.data.images import downscale_float, quantize
 from spiknerf.nerf.data.ngp import NGP_SCALE
 from spiknerf.nerf.rays import focal_from_fov, look_at, pixel_rays
@@ -56,16 +56,16 @@ def cell_colour(p: Tensor, cell: float) -> Tensor:
     return 0.25 + 0.75 * torch.stack(channels, -1)
 
 
-def textured_shapes(background: bool = False, cell: float = CELL) -> list[synthetic.Shape]:
+def textured_shapes(background: bool = False, cell: float = CELL) -> list[builtin.Shape]:
     """The built-in scene's shapes with cell-textured albedos, inside a textured sphere when ``background``."""
     def textured(base):
         return lambda p, n: base(p, n) * cell_colour(p, cell)
 
-    shapes = [synthetic.Shape(s.hit, textured(s.albedo), s.specular, s.shininess) for s in synthetic.scene_shapes()]
+    shapes = [builtin.Shape(s.hit, textured(s.albedo), s.specular, s.shininess) for s in builtin.scene_shapes()]
     if background:
         centre = torch.zeros(3)
-        shapes.append(synthetic.Shape(
-            lambda o, d: synthetic.hit_sphere(o, d, centre, ENVIRONMENT_RADIUS),
+        shapes.append(builtin.Shape(
+            lambda o, d: builtin.hit_sphere(o, d, centre, ENVIRONMENT_RADIUS),
             lambda p, n: 0.8 * cell_colour(p, ENVIRONMENT_CELL), 0.0, 1.0))
     return shapes
 
@@ -78,7 +78,7 @@ def capture_cameras(count: int, seed: int = 0, arc_deg: float = 360.0) -> list[T
     for i in range(count):
         azimuth = math.radians(arc_deg) * i / count
         elevation = lo + (hi - lo) * i / max(count - 1, 1)
-        eye = synthetic.CAMERA_RADIUS * np.array(
+        eye = builtin.CAMERA_RADIUS * np.array(
             [math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth), math.sin(elevation)])
         eye, target = eye + rng.normal(0, JITTER, 3), rng.normal(0, JITTER, 3)
         cameras.append(look_at(torch.tensor(eye, dtype=torch.float32), torch.tensor(target, dtype=torch.float32),
@@ -86,13 +86,13 @@ def capture_cameras(count: int, seed: int = 0, arc_deg: float = 360.0) -> list[T
     return cameras
 
 
-def render_rgb(shapes: list[synthetic.Shape], c2w: Tensor, width: int, height: int, supersample: int) -> np.ndarray:
+def render_rgb(shapes: list[builtin.Shape], c2w: Tensor, width: int, height: int, supersample: int) -> np.ndarray:
     """One uint8 RGB view, on white where no shape is hit, with ``supersample``² rays a pixel."""
     w, h = width * supersample, height * supersample
-    f = focal_from_fov(w, synthetic.CAMERA_ANGLE_X)
+    f = focal_from_fov(w, builtin.CAMERA_ANGLE_X)
     ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     o, d = pixel_rays(c2w, torch.tensor([f, f, w / 2, h / 2]), xs.reshape(-1), ys.reshape(-1))
-    rgb, alpha = synthetic.shade(shapes, o, d)
+    rgb, alpha = builtin.shade(shapes, o, d)
     rgb = rgb + (1.0 - alpha.unsqueeze(-1))  # shade() leaves misses black; white shows through instead
     image = rgb.reshape(h, w, 3).numpy()
     return quantize(downscale_float(image, (height, width)) if supersample > 1 else image)
@@ -122,7 +122,7 @@ def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, hei
             name = f"images/view_{i:03d}.png"
             iio.imwrite(tmp / name, render_rgb(shapes, c2w, width, height, supersample))
             frames.append({"file_path": name, "transform_matrix": c2w.tolist()})
-        f = focal_from_fov(width, synthetic.CAMERA_ANGLE_X)
+        f = focal_from_fov(width, builtin.CAMERA_ANGLE_X)
         meta = {"camera_model": "OPENCV", "fl_x": f, "fl_y": f, "cx": width / 2, "cy": height / 2,
                 "w": width, "h": height, "frames": frames,
                 "generator": {"name": "textured-shapes", "views": views, "width": width, "height": height,
