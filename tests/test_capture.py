@@ -253,6 +253,19 @@ def test_framing_puts_up_on_z_and_the_object_in_the_box():
     assert errors.rotation_deg.max() < 1e-6 and errors.position_rel.max() < 1e-9
 
 
+def test_an_unbounded_scene_is_boxed_around_its_cameras():
+    rng = np.random.default_rng(0)
+    far = rng.normal(size=(500, 3))
+    points = np.concatenate([rng.uniform(-1, 1, (500, 3)), 10 * far / np.linalg.norm(far, axis=1, keepdims=True)])
+    c2w = _ring(12, 4.0, 1.5) @ np.diag([1.0, -1.0, -1.0, 1.0])  # COLMAP's OpenCV axes
+    framing = frame_scene(np.linalg.inv(c2w)[:, :3, :], points)
+    assert framing.scene_kind == "unbounded"
+    assert framing.aabb.tolist() == [-1.0] * 3 + [1.0] * 3
+    centres = framing.c2w[:, :3, 3]
+    assert np.linalg.norm(centres, axis=1).max() == pytest.approx(1.0)
+    assert (np.abs(framing.points) > 1).any(1).mean() > 0.3  # the background lies beyond the box
+
+
 def test_umeyama_recovers_a_similarity():
     rng = np.random.default_rng(2)
     source = rng.normal(size=(20, 3))

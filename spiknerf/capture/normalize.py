@@ -10,7 +10,9 @@ COLMAP's world has an arbitrary origin, orientation and scale. Here it is moved 
   at (least-squares focus of their optical axes) is the origin and the farthest
   camera is at distance 1, the usual frame for contracting the rest of space;
 
-and ``aabb`` is the points' robust box, padded, in that frame. ``scene_kind``:
+and ``aabb`` is, for objects and forward-facing scenes, the points' robust box, padded,
+in that frame; for unbounded scenes the cube ``[-1, 1]^3`` that holds the cameras (what
+lies beyond it is a background, contracted by a reader that knows how). ``scene_kind``:
 ``forward`` when every camera looks within :data:`FORWARD_SPREAD_DEG` of their
 mean direction, ``unbounded`` when more than :data:`FAR_FRACTION` of the points lie
 farther from the focus than the cameras do (a background), ``object`` otherwise.
@@ -39,7 +41,7 @@ class Framing(NamedTuple):
 
     c2w: np.ndarray  # float64 [N, 4, 4] camera-to-world, OpenGL axes
     points: np.ndarray  # float64 [M, 3]
-    aabb: np.ndarray  # float64 [6] (xmin, ymin, zmin, xmax, ymax, zmax)
+    aabb: np.ndarray  # float64 [6] (xmin, ymin, zmin, xmax, ymax, zmax): the box to march in uncontracted
     scene_kind: str
     world_from_colmap: np.ndarray  # float64 [4, 4] similarity: x_ours = s R x_colmap + t
 
@@ -124,4 +126,5 @@ def frame_scene(cam_from_world: np.ndarray, points: np.ndarray) -> Framing:
         scale = 2.0 / (box[3:] - box[:3]).max()
     move = similarity(scale, np.eye(3), -scale * centre)
     c2w, points = apply(move, c2w, points)
-    return Framing(c2w, points, padded(robust_box(points)), kind, move @ upright)
+    aabb = np.array([-1.0] * 3 + [1.0] * 3) if kind == "unbounded" else padded(robust_box(points))
+    return Framing(c2w, points, aabb, kind, move @ upright)

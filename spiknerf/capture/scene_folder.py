@@ -9,8 +9,9 @@ Layout (nerfstudio's, so other tools read it too)::
     colmap/sparse/0/     pycolmap's model as estimated (with lens distortion; working image names)
 
 ``transforms.json`` carries instant-ngp's ``scale`` / ``offset`` (a cube around the
-scene's box, for readers that know nothing else), the ``spiknerf`` block of the
-scene-framing contract (``scene_kind``, ``aabb``), and a ``capture`` block of what
+sparse points' box, for readers that know nothing else), the ``spiknerf`` block of the
+scene-framing contract (``scene_kind``, ``aabb``: the box marched uncontracted, for an
+unbounded scene the cube around the cameras), and a ``capture`` block of what
 the reconstruction was (registered images, reprojection error, points, the camera
 as estimated). Each frame records the file it came from as ``source``.
 """
@@ -26,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from spiknerf.atomic import write_json_atomic
-from spiknerf.capture.normalize import Framing
+from spiknerf.capture.normalize import Framing, padded, robust_box
 from spiknerf.capture.sfm import Posed, Registration, undistort, undistorter
 from spiknerf.nerf.data.images import downscale_image
 from spiknerf.nerf.data.ngp import FILENAME
@@ -64,7 +65,7 @@ def transforms(posed: Posed, framing: Framing, pinhole: Any, sources: dict[str, 
     return {
         "camera_model": "OPENCV", "fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy,
         "w": int(pinhole.width), "h": int(pinhole.height),
-        **ngp_bounds(framing.aabb),
+        **ngp_bounds(padded(robust_box(framing.points))),
         "spiknerf": {"scene_kind": framing.scene_kind, "aabb": framing.aabb.tolist()},
         "capture": {
             "source": source, "registered": registration.registered, "total": registration.total,
