@@ -18,7 +18,9 @@ Writes three tables (then regenerates the docs):
     python scripts/bench_capture.py --only poses time      # no training
     python scripts/bench_capture.py --only quality --steps 2000
 
-Work folders go under ``--runs`` (default runs/bench-capture), which must not hold them yet.
+Work folders go under ``--runs`` (default runs/bench-capture), which must not hold them yet;
+``--reuse`` keeps the scene folders and finished training runs already there (a reused
+scene's ``process`` time is left blank: only a fresh run is timed).
 """
 
 from __future__ import annotations
@@ -85,11 +87,17 @@ def colmap_cameras(model: Path) -> dict[str, np.ndarray]:
     return {i.name: m for i, m in zip(images, c2w, strict=True)}
 
 
-def pose_row(name: str, photos: Path, truth: dict[str, np.ndarray], runs: Path, extra: list[str]) -> dict:
-    """Process ``photos`` and compare the cameras with ``truth``."""
+def reusable(out: Path, reuse: bool) -> bool:
+    """Whether ``out`` holds a finished scene folder (its ``transforms.json`` is written last) to reuse."""
+    return reuse and (out / "transforms.json").is_file()
+
+
+def pose_row(name: str, photos: Path, truth: dict[str, np.ndarray], runs: Path, extra: list[str],
+             reuse: bool) -> dict:
+    """Process ``photos`` (or reuse the scene folder) and compare the cameras with ``truth``."""
     out = runs / f"{name}-scene"
     args = ["process", "--images", str(photos), "--out", str(out), *extra]
-    seconds, _ = run(args)
+    seconds = None if reusable(out, reuse) else run(args)[0]
     cameras, capture = estimated(out)
     errors = pose_errors(cameras, truth)
     kind = json.loads((out / "transforms.json").read_text())["spiknerf"]["scene_kind"]
@@ -107,11 +115,11 @@ def shapes_capture(runs: Path, background: bool) -> Path:
     return folder
 
 
-def lego_photos(runs: Path, name: str, pick: list[str]) -> tuple[Path, dict[str, np.ndarray]]:
+def lego_photos(runs: Path, name: str, pick: list[str], reuse: bool) -> tuple[Path, dict[str, np.ndarray]]:
     """The lego training views ``pick`` copied into a folder of photos, and their true cameras."""
     truth = transforms_cameras(LEGO / "transforms_train.json")
     photos = runs / f"{name}-photos"
-    photos.mkdir(parents=True)
+    photos.mkdir(parents=True, exist_ok=reuse)
     for n in pick:
         shutil.copy(LEGO / "train" / n, photos / n)
     return photos, {n: truth[n] for n in pick}
@@ -126,29 +134,29 @@ def lego_picks(patch: int, spread: int) -> dict[str, list[str]]:
     return {"patch": [names[i] for i in sorted(nearest)], "spread": names[:: len(names) // spread][:spread]}
 
 
-def poses(runs: Path, lego_views: int) -> list[dict]:
+def poses(runs: Path, lego_views: int, reuse: bool, cup: bool) -> list[dict]:
     rows = []
     for background in (False, True):
         capture = shapes_capture(runs, background)
         name = "shapes in a textured sphere" if background else "shapes"
         truth = transforms_cameras(capture / "transforms.json")
-        rows.append(pose_row(name.replace(" ", "-"), capture / "images", truth, runs, []))
+        rows.append(pose_row(name.replace(" ", "-"), capture / "images", truth, runs, [], reuse))
         rows[-1]["capture"] = f"{name}, {SHAPES['views']} views {SHAPES['width']} x {SHAPES['height']}"
     if LEGO.is_dir():
         picks = lego_picks(lego_views, LEGO_SPREAD)
-        photos, truth = lego_photos(runs, "lego-patch", picks["patch"])
-        rows.append(pose_row("lego-patch", photos, truth, runs, ["--max-size", "400"]))
+        photos, truth = lego_photos(runs, "lego-patch", picks["patch"], reuse)
+        rows.append(pose_row("lego-patch", photos, truth, runs, ["--max-size", "400"], reuse))
         rows[-1]["capture"] = f"lego, the {len(truth)} views nearest r_0, shrunk to 400 x 400"
-        photos, truth = lego_photos(runs, "lego-spread", picks["spread"])
-        rows.append(pose_row("lego-spread", photos, truth, runs, ["--min-registered", "0.1"]))
+        photos, truth = lego_photos(runs, "lego-spread", picks["spread"], reuse)
+        rows.append(pose_row("lego-spread", photos, truth, runs, ["--min-registered", "0.1"], reuse))
         rows[-1]["capture"] = (f"lego, every {100 // LEGO_SPREAD}th of the 100 views ({len(truth)}), 800 x 800, "
                                "kept with --min-registered 0.1")
     else:
         print(f"note: {LEGO} not found; lego skipped", file=sys.stderr)
-    if CUP.is_dir():
-        rows.append(pose_row("cup", CUP / "images", colmap_cameras(CUP / "sparse" / "0"), runs, []))
+    if cup and CUP.is_dir():
+        rows.append(pose_row("cup", CUP / "images", colmap_cameras(CUP / "sparse" / "0"), runs, [], reuse))
         rows[-1]["capture"] = "cup, 77 phone photos 800 x 600, against its shipped COLMAP model"
-    else:
+    elif cup:
         print(f"note: {CUP} not found; cup skipped", file=sys.stderr)
     return rows
 
@@ -172,29 +180,30 @@ def timing(runs: Path) -> list[dict]:
     return [row]
 
 
-def quality(runs: Path, steps: int) -> list[dict]:
-    """The shapes capture trained with true and with estimated cameras, in parallel, one thread each."""
+def quality(runs: Path, steps: int, reuse: bool) -> list[dict]:
+    """The shapes capture trained with true and with estimated cameras, one after the other, one thread each.
+
+    With ``reuse`` a finished run (one with a metrics.json) is kept; its steps must be ``steps``.
+    """
     capture = shapes_capture(runs, background=False)
     scene = runs / "quality-scene"
-    if not scene.exists():
+    if not reusable(scene, reuse):
         run(["process", "--images", str(capture / "images"), "--out", str(scene)])
-    jobs = {"true cameras": capture, "estimated cameras": scene}
-    procs, commands = {}, {}
-    for label, data in jobs.items():
-        out = runs / f"train-{'true' if label.startswith('true') else 'estimated'}"
-        args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0"]
-        commands[label] = (out, "OMP_NUM_THREADS=1 spiknerf " + " ".join(args))
-        procs[label] = subprocess.Popen([sys.executable, "-m", "spiknerf.cli", *args],
-                                        env=dict(os.environ, OMP_NUM_THREADS="1"), stderr=subprocess.DEVNULL)
     rows = []
-    for label, proc in procs.items():
-        if proc.wait() != 0:
-            raise SystemExit(f"{commands[label][1]} failed")
-        out, command = commands[label]
+    for label, data in {"true cameras": capture, "estimated cameras": scene}.items():
+        out = runs / f"train-{label.split()[0]}"
+        args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0"]
+        if reuse and (out / "metrics.json").is_file():
+            if json.loads((out / "config.json").read_text())["steps"] != steps:
+                raise SystemExit(f"{out} was trained for other than {steps} steps: remove it or change --steps")
+        else:
+            subprocess.run([sys.executable, "-m", "spiknerf.cli", *args], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         metrics = json.loads((out / "metrics.json").read_text())
         rows.append({"cameras": label, "teacher_psnr": metrics["teacher"]["psnr"],
                      "student_psnr": metrics["student"]["psnr"], "teacher_ssim": metrics["teacher"]["ssim"],
-                     "student_ssim": metrics["student"]["ssim"], "steps": steps, "command": command})
+                     "student_ssim": metrics["student"]["ssim"], "steps": steps,
+                     "command": "OMP_NUM_THREADS=1 spiknerf " + " ".join(args)})
         print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
@@ -205,22 +214,28 @@ def main() -> None:
     parser.add_argument("--runs", default="runs/bench-capture", help="folder for captures, scenes and runs")
     parser.add_argument("--lego-views", type=int, default=30, help="lego views of the patch around r_0")
     parser.add_argument("--steps", type=int, default=2000, help="quality: training steps per model, both sides")
+    parser.add_argument("--no-cup", action="store_true", help="poses: leave out the cup (the slowest to process)")
+    parser.add_argument("--reuse", action="store_true", help="keep the scene folders and finished runs under --runs")
     args = parser.parse_args()
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     parts = args.only or PARTS
-    base = "python scripts/bench_capture.py"
+    base = "python scripts/bench_capture.py" + (" --reuse" if args.reuse else "")
     if "poses" in parts:
-        prov = provenance(f"{base} --only poses --lego-views {args.lego_views}")
-        write_results(Results(table="capture_poses", rows=poses(runs, args.lego_views),
+        prov = provenance(f"{base} --only poses --lego-views {args.lego_views}" + (" --no-cup" if args.no_cup else ""))
+        rows = poses(runs, args.lego_views, args.reuse, not args.no_cup)
+        reused = [r["capture"] for r in rows if r["process_s"] is None]
+        notes = [f"process s is blank for scene folders an earlier run of the driver made (--reuse): "
+                 f"{'; '.join(reused)}"] if reused else []
+        write_results(Results(table="capture_poses", rows=rows, notes=notes,
                               settings={"lego views": args.lego_views, "shapes": SHAPES}, **prov))
     if "time" in parts and CUP.is_dir():
         prov = provenance(f"{base} --only time")
         write_results(Results(table="capture_time", rows=timing(runs), **prov))
     if "quality" in parts:
         prov = provenance(f"{base} --only quality --steps {args.steps}",
-                          conditions="both trainings ran at once, one thread each")
-        rows = quality(runs, args.steps)
+                          conditions="one training after the other, one thread each")
+        rows = quality(runs, args.steps, args.reuse)
         true, est = rows
         summary = {"teacher_db_lost": true["teacher_psnr"] - est["teacher_psnr"],
                    "student_db_lost": true["student_psnr"] - est["student_psnr"]}
