@@ -164,7 +164,7 @@ def poses(runs: Path, lego_views: int, reuse: bool, cup: bool) -> list[dict]:
 def timing(runs: Path) -> list[dict]:
     """``process`` on 20 cup photos shrunk to 500 x 375."""
     photos = runs / "time-photos"
-    photos.mkdir(parents=True)
+    photos.mkdir(parents=True, exist_ok=True)  # the scene folder, never reused, must be new
     names = sorted(p.name for p in (CUP / "images").iterdir())
     names = sorted(names, key=lambda n: int(Path(n).stem))[:40:2]
     for n in names:
@@ -181,7 +181,8 @@ def timing(runs: Path) -> list[dict]:
 
 
 def quality(runs: Path, steps: int, reuse: bool) -> list[dict]:
-    """The shapes capture trained with true and with estimated cameras, one after the other, one thread each.
+    """The shapes capture trained with true and with estimated cameras, one after the other, one thread each
+    (PSNR does not depend on the machine's load, so runs made side by side may be reused).
 
     With ``reuse`` a finished run (one with a metrics.json) is kept; its steps must be ``steps``.
     """
@@ -225,21 +226,23 @@ def main() -> None:
         prov = provenance(f"{base} --only poses --lego-views {args.lego_views}" + (" --no-cup" if args.no_cup else ""))
         rows = poses(runs, args.lego_views, args.reuse, not args.no_cup)
         reused = [r["capture"] for r in rows if r["process_s"] is None]
-        notes = [f"process s is blank for scene folders an earlier run of the driver made (--reuse): "
-                 f"{'; '.join(reused)}"] if reused else []
-        write_results(Results(table="capture_poses", rows=rows, notes=notes,
+        which = "every scene folder" if len(reused) == len(rows) else "the scene folders of " + "; ".join(reused)
+        notes = [f"process s is blank: {which} came from an earlier run of the driver (--reuse), and only a fresh "
+                 "process is timed"] if reused else []
+        write_results(Results(table="capture_poses", rows=rows, notes=notes, commands=[r["command"] for r in rows],
                               settings={"lego views": args.lego_views, "shapes": SHAPES}, **prov))
     if "time" in parts and CUP.is_dir():
         prov = provenance(f"{base} --only time")
-        write_results(Results(table="capture_time", rows=timing(runs), **prov))
+        rows = timing(runs)
+        write_results(Results(table="capture_time", rows=rows, commands=[r["command"] for r in rows], **prov))
     if "quality" in parts:
-        prov = provenance(f"{base} --only quality --steps {args.steps}",
-                          conditions="one training after the other, one thread each")
+        prov = provenance(f"{base} --only quality --steps {args.steps}", conditions="one thread a training")
         rows = quality(runs, args.steps, args.reuse)
         true, est = rows
         summary = {"teacher_db_lost": true["teacher_psnr"] - est["teacher_psnr"],
                    "student_db_lost": true["student_psnr"] - est["student_psnr"]}
         write_results(Results(table="capture_quality", rows=rows, summary=summary,
+                              commands=[r["command"] for r in rows],
                               settings={"steps": args.steps, "shapes": SHAPES}, **prov))
     for doc in regenerate():
         print(f"regenerated {doc}")
