@@ -228,6 +228,8 @@ def test_scene_kinds():
                               torch.tensor([0.0, 0.0, 1.0])).double().numpy()
                       for x in (-1.0, 0.0, 1.0) for y in (-0.5, 0.5)])
     assert detect_scene_kind(front, inner) == "forward"
+    arc = ring[:3]  # a quarter turn around the object: the views differ by up to 60 degrees
+    assert detect_scene_kind(arc, inner) == "object"
 
 
 def test_framing_puts_up_on_z_and_the_object_in_the_box():

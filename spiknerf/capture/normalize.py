@@ -13,14 +13,14 @@ COLMAP's world has an arbitrary origin, orientation and scale. Here it is moved 
 and ``aabb`` is, for objects and forward-facing scenes, the points' robust box, padded,
 in that frame; for unbounded scenes the cube ``[-1, 1]^3`` that holds the cameras (what
 lies beyond it is a background, contracted by a reader that knows how). ``scene_kind``:
-``forward`` when every camera looks within :data:`FORWARD_SPREAD_DEG` of their
-mean direction, ``unbounded`` when more than :data:`FAR_FRACTION` of the points lie
+``forward`` when 90 % of the cameras look within :data:`FORWARD_SPREAD_DEG` of their
+mean direction (LLFF's captures: a few degrees to about 20; cameras around an object:
+30 and more), ``unbounded`` when more than :data:`FAR_FRACTION` of the points lie
 farther from the focus than the cameras do (a background), ``object`` otherwise.
 """
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -31,7 +31,8 @@ from spiknerf.nerf.camera_path import focus_point
 SCENE_KINDS: tuple[str, ...] = ("forward", "object", "unbounded")
 PERCENTILES = (1.0, 99.0)
 PAD = 0.1
-FORWARD_SPREAD_DEG = 40.0
+FORWARD_SPREAD_DEG = 25.0
+FORWARD_QUANTILE = 0.9  # a few cameras turned aside do not make a forward capture all-around
 FAR_FRACTION = 0.05  # a background puts many points beyond the cameras, an object alone next to none
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])  # camera axes: y down, z forward -> y up, z backward
 
@@ -100,7 +101,7 @@ def detect_scene_kind(c2w: np.ndarray, points: np.ndarray) -> str:
     forward = -c2w[:, :3, 2]
     mean = forward.sum(0)
     mean /= np.linalg.norm(mean)
-    spread = math.degrees(math.acos(float(np.clip(forward @ mean, -1, 1).min())))
+    spread = float(np.degrees(np.quantile(np.arccos(np.clip(forward @ mean, -1, 1)), FORWARD_QUANTILE)))
     if spread <= FORWARD_SPREAD_DEG:
         return "forward"
     focus = focus_point(torch.as_tensor(c2w)).double().numpy()
