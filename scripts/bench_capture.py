@@ -180,11 +180,41 @@ def timing(runs: Path) -> list[dict]:
     return [row]
 
 
-def quality(runs: Path, steps: int, reuse: bool) -> list[dict]:
+def last_evaluations(out: Path, steps: int) -> dict[str, float] | None:
+    """The test PSNR of each phase at its last step, from the run's own periodic evaluation (``history.jsonl``,
+    the first ``--eval-views`` test views); None unless both phases reached ``steps``."""
+    history = out / "history.jsonl"
+    if not history.is_file():
+        return None
+    last = {}
+    for line in history.read_text().splitlines():
+        entry = json.loads(line)
+        if entry["step"] == steps:
+            last[entry["phase"]] = entry["test_psnr"]
+    return last if set(last) == {"teacher", "student"} else None
+
+
+def quality_row(out: Path, steps: int, periodic: bool) -> dict:
+    """Teacher and student scores of a run: over the whole test split (metrics.json), or with ``periodic`` over
+    the views of its last periodic evaluation when the whole split was not evaluated."""
+    if (out / "metrics.json").is_file():
+        metrics = json.loads((out / "metrics.json").read_text())
+        return {"test_views": "all", "teacher_psnr": metrics["teacher"]["psnr"],
+                "student_psnr": metrics["student"]["psnr"], "teacher_ssim": metrics["teacher"]["ssim"],
+                "student_ssim": metrics["student"]["ssim"]}
+    last = last_evaluations(out, steps) if periodic else None
+    if last is None:
+        raise SystemExit(f"{out}: no evaluation at step {steps} to read")
+    views = json.loads((out / "config.json").read_text())["eval_views"]
+    return {"test_views": f"first {views}", "teacher_psnr": last["teacher"], "student_psnr": last["student"]}
+
+
+def quality(runs: Path, steps: int, reuse: bool, periodic: bool) -> list[dict]:
     """The shapes capture trained with true and with estimated cameras, one after the other, one thread each
     (PSNR does not depend on the machine's load, so runs made side by side may be reused).
 
-    With ``reuse`` a finished run (one with a metrics.json) is kept; its steps must be ``steps``.
+    With ``reuse`` a finished run is kept (with ``periodic``, one that reached its last periodic
+    evaluation); its steps must be ``steps``.
     """
     capture = shapes_capture(runs, background=False)
     scene = runs / "quality-scene"
@@ -194,18 +224,18 @@ def quality(runs: Path, steps: int, reuse: bool) -> list[dict]:
     for label, data in {"true cameras": capture, "estimated cameras": scene}.items():
         out = runs / f"train-{label.split()[0]}"
         args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0"]
-        if reuse and (out / "metrics.json").is_file():
+        finished = (out / "metrics.json").is_file() or (periodic and last_evaluations(out, steps) is not None)
+        if reuse and finished:
             if json.loads((out / "config.json").read_text())["steps"] != steps:
                 raise SystemExit(f"{out} was trained for other than {steps} steps: remove it or change --steps")
         else:
             subprocess.run([sys.executable, "-m", "spiknerf.cli", *args], env=dict(os.environ, OMP_NUM_THREADS="1"),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        metrics = json.loads((out / "metrics.json").read_text())
-        rows.append({"cameras": label, "teacher_psnr": metrics["teacher"]["psnr"],
-                     "student_psnr": metrics["student"]["psnr"], "teacher_ssim": metrics["teacher"]["ssim"],
-                     "student_ssim": metrics["student"]["ssim"], "steps": steps,
+        rows.append({"cameras": label, **quality_row(out, steps, periodic), "steps": steps,
                      "command": "OMP_NUM_THREADS=1 spiknerf " + " ".join(args)})
         print(json.dumps(rows[-1]), file=sys.stderr)
+    if len({r["test_views"] for r in rows}) > 1:
+        raise SystemExit("the runs were evaluated on different test views; rerun without --periodic-eval")
     return rows
 
 
@@ -216,6 +246,9 @@ def main() -> None:
     parser.add_argument("--lego-views", type=int, default=30, help="lego views of the patch around r_0")
     parser.add_argument("--steps", type=int, default=2000, help="quality: training steps per model, both sides")
     parser.add_argument("--no-cup", action="store_true", help="poses: leave out the cup (the slowest to process)")
+    parser.add_argument("--periodic-eval", action="store_true",
+                        help="quality: score reused runs by their last periodic evaluation (a few test views) when "
+                             "their whole test split was not evaluated (for lack of time)")
     parser.add_argument("--reuse", action="store_true", help="keep the scene folders and finished runs under --runs")
     args = parser.parse_args()
     runs = Path(args.runs)
@@ -236,8 +269,9 @@ def main() -> None:
         rows = timing(runs)
         write_results(Results(table="capture_time", rows=rows, commands=[r["command"] for r in rows], **prov))
     if "quality" in parts:
-        prov = provenance(f"{base} --only quality --steps {args.steps}", conditions="one thread a training")
-        rows = quality(runs, args.steps, args.reuse)
+        prov = provenance(f"{base} --only quality --steps {args.steps}" + (" --periodic-eval" if args.periodic_eval
+                          else ""), conditions="one thread a training")
+        rows = quality(runs, args.steps, args.reuse, args.periodic_eval)
         true, est = rows
         summary = {"teacher_db_lost": true["teacher_psnr"] - est["teacher_psnr"],
                    "student_db_lost": true["student_psnr"] - est["student_psnr"]}

@@ -260,7 +260,7 @@ TABLES: dict[str, TableSpec] = {
                                Column("cpu_s", "CPU s (all threads)", ".1f"),
                                Column("registered", "registered", _registered)]),
     "capture_quality": TableSpec([
-        Column("cameras", "cameras"), Column("teacher_psnr", "teacher PSNR", ".2f"),
+        Column("cameras", "cameras"), Column("test_views", "test views"), Column("teacher_psnr", "teacher PSNR", ".2f"),
         Column("student_psnr", "student PSNR", ".2f"), Column("teacher_ssim", "teacher SSIM", ".4f"),
         Column("student_ssim", "student SSIM", ".4f"), Column("steps", "steps a model", ".0f"),
     ], _capture_quality_extra),
