@@ -13,7 +13,7 @@ COLMAP's world has an arbitrary origin, orientation and scale. Here it is moved 
 and ``aabb`` is, for objects and forward-facing scenes, the points' robust box, padded,
 in that frame; for unbounded scenes the cube ``[-1, 1]^3`` that holds the cameras (what
 lies beyond it is a background, contracted by a reader that knows how). ``scene_kind``:
-``forward`` when 90 % of the cameras look within :data:`FORWARD_SPREAD_DEG` of their
+``forward`` when a share :data:`FORWARD_QUANTILE` of the cameras look within :data:`FORWARD_SPREAD_DEG` of their
 mean direction (LLFF's captures: a few degrees to about 20; cameras around an object:
 30 and more), ``unbounded`` when more than :data:`FAR_FRACTION` of the points lie
 farther from the focus than the cameras do (a background), ``object`` otherwise.
