@@ -1,4 +1,4 @@
-"""The ``spiknerf`` command: ``train | render | eval | process | bench classify | bench temporal``.
+"""The ``spiknerf`` command: ``train | render | eval | export ... | process | bench classify | bench temporal``.
 
 Each job lives in its own module as a small config dataclass plus ``main(cfg)``;
 this file only turns dataclass fields into command-line options and maps bad
@@ -28,6 +28,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("spiknerf.nerf.train", "TrainConfig"),
     ("render",): ("spiknerf.nerf.render_video", "RenderConfig"),
     ("eval",): ("spiknerf.nerf.evaluate", "EvalConfig"),
+    ("export", "mesh"): ("spiknerf.export.mesh", "MeshConfig"),
+    ("export", "pointcloud"): ("spiknerf.export.pointcloud", "PointCloudConfig"),
+    ("export", "depth"): ("spiknerf.export.depth", "DepthConfig"),
+    ("export", "nir"): ("spiknerf.export.neuromorphic", "NIRConfig"),
     ("process",): ("spiknerf.capture.process", "ProcessConfig"),
     ("bench", "classify"): ("spiknerf.bench.classify", "ClassifyConfig"),
     ("bench", "temporal"): ("spiknerf.bench.temporal", "TemporalConfig"),
@@ -36,6 +40,10 @@ SUMMARIES: dict[tuple[str, ...], str] = {
     ("train",): "train the teacher and the spiking student, evaluate, render a video",
     ("render",): "render a video of novel views from a run",
     ("eval",): "evaluate a run on its test split and write metrics.json",
+    ("export", "mesh"): "a coloured triangle mesh of a run's density (.ply, .obj, .glb)",
+    ("export", "pointcloud"): "a coloured point cloud from the rendered depth of a run's training views",
+    ("export", "depth"): "expected depth and opacity of each test view (16-bit PNG and .npy)",
+    ("export", "nir"): "the spiking student as a NIR graph for neuromorphic hardware, checked by a round trip",
     ("process",): "estimate camera poses for your photos or video (pycolmap) and write a scene folder",
     ("bench", "classify"): "classification benchmarks of SNN neurons and training methods",
     ("bench", "temporal"): "temporal benchmarks with heterogeneous synapses",
@@ -135,6 +143,25 @@ def _top_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the packages of optional extras, by the command group that needs them
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "spiknerf.export": ("export", ("skimage", "trimesh", "nir", "scipy", "h5py")),
+}
+
+
+def import_job(module_name: str) -> typing.Any:
+    """The job's module; a missing package of an optional extra exits 2 with one line saying what to install."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        for prefix, (extra, packages) in EXTRAS.items():
+            if module_name.startswith(prefix) and (exc.name or "").split(".")[0] in packages:
+                print(f"error: this command needs the {extra!r} extra (no module {exc.name!r}): "
+                      f"pip install 'spiknerf[{extra}]'", file=sys.stderr)
+                raise SystemExit(2) from None
+        raise
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spiknerf`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -144,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _top_parser().parse_args(argv)
             return 2
         module_name, cls_name = COMMANDS[path]
-        job = importlib.import_module(module_name)
+        job = import_job(module_name)
         cls = getattr(job, cls_name)
         parser = _Parser(prog="spiknerf " + " ".join(path), description=SUMMARIES[path])
         add_dataclass_options(parser, cls)

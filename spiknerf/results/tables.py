@@ -218,6 +218,19 @@ def _capture_quality_extra(r: Results) -> list[str]:
 CUDA_CHECK_COLUMNS = [Column("check", "check"), Column("measure", "measure"),
                       Column("worst", "worst case", ".2g"), Column("detail", "detail")]
 
+MESH_TARGET_PCT = 1.0  # issue 25's target: the most mean Chamfer distance allowed, in percent of the extent
+
+
+def _mesh_target(r: Results) -> list[str]:
+    lines = []
+    for row in r.rows:
+        if row["resolution"] == 256 and row.get("cull", "seen") == "seen":
+            met = "met" if row["chamfer_pct"] <= MESH_TARGET_PCT else "not met"
+            lines.append(f"Target (Chamfer ≤ {MESH_TARGET_PCT:g} % of the extent at 256³), {row['model']}: "
+                         f"{number(row['chamfer_pct'], '.2f')} %, {met}.")
+    return lines
+
+
 TABLES: dict[str, TableSpec] = {
     "spiknerf_default_run": TableSpec(DEFAULT_RUN_COLUMNS),
     "spiknerf_fast_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
@@ -264,6 +277,20 @@ TABLES: dict[str, TableSpec] = {
         Column("student_psnr", "student PSNR", ".2f"), Column("teacher_ssim", "teacher SSIM", ".4f"),
         Column("student_ssim", "student SSIM", ".4f"), Column("steps", "steps a model", ".0f"),
     ], _capture_quality_extra),
+    "export_mesh": TableSpec([
+        Column("model", "model"), Column("cull", "cull"), Column("resolution", "grid", ".0f", suffix="³"),
+        Column("chamfer", "Chamfer (scene units)", ".4f"), Column("chamfer_pct", "% of extent", ".2f"),
+        Column("accuracy", "accuracy", ".4f"), Column("completeness", "completeness", ".4f"),
+        Column("normal_consistency", "normal consistency", ".3f"), Column("threshold", "threshold σ", ".3g"),
+        Column("faces", "faces", ",.0f"), Column("seconds", "export s", ".1f"),
+        Column("rss_growth_mb", "peak RSS growth MB", ".0f"),
+    ], _mesh_target),
+    "export_nir": TableSpec([
+        Column("student", "student"), Column("neuron", "neuron"), Column("reset", "reset"),
+        Column("spikes", "spikes compared", ",.0f"), Column("mismatches", "differ", ",.0f"),
+        Column("agreement_pct", "agree %", ".4f"), Column("readout_max_abs_diff", "readout max abs diff", ".3g"),
+        Column("identical", "identical", lambda row: "yes" if row["identical"] else "no"),
+    ]),
     "cuda_checks": TableSpec(CUDA_CHECK_COLUMNS),
     "cuda_timing": TableSpec([Column("what", "forward + backward"), Column("ms", "ms", ".3g")]),
 }
