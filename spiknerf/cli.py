@@ -1,4 +1,4 @@
-"""The ``spiknerf`` command: ``train | render | eval | export ... | process | bench classify | bench temporal``.
+"""The ``spiknerf`` command: ``train | render | eval | view | export ... | process | bench classify | bench temporal``.
 
 Each job lives in its own module as a small config dataclass plus ``main(cfg)``;
 this file only turns dataclass fields into command-line options and maps bad
@@ -28,6 +28,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("train",): ("spiknerf.nerf.train", "TrainConfig"),
     ("render",): ("spiknerf.nerf.render_video", "RenderConfig"),
     ("eval",): ("spiknerf.nerf.evaluate", "EvalConfig"),
+    ("view",): ("spiknerf.viewer.view", "ViewConfig"),
     ("export", "mesh"): ("spiknerf.export.mesh", "MeshConfig"),
     ("export", "pointcloud"): ("spiknerf.export.pointcloud", "PointCloudConfig"),
     ("export", "depth"): ("spiknerf.export.depth", "DepthConfig"),
@@ -40,6 +41,7 @@ SUMMARIES: dict[tuple[str, ...], str] = {
     ("train",): "train the teacher and the spiking student, evaluate, render a video",
     ("render",): "render a video of novel views from a run",
     ("eval",): "evaluate a run on its test split and write metrics.json",
+    ("view",): "look at a run's models in a web browser, live: colour, depth, spikes, energy",
     ("export", "mesh"): "a coloured triangle mesh of a run's density (.ply, .obj, .glb)",
     ("export", "pointcloud"): "a coloured point cloud from the rendered depth of a run's training views",
     ("export", "depth"): "expected depth and opacity of each test view (16-bit PNG and .npy)",

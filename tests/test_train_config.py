@@ -32,6 +32,7 @@ TOPICS = {
                                  "--keep-checkpoints"],
     "evaluation and output": ["--out", "--dry-run", "--eval-every", "--eval-views", "--video-frames", "--fps"],
     "device": ["--device"],
+    "web viewer": ["--viewer", "--viewer-host", "--viewer-port"],
 }
 
 

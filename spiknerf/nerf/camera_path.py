@@ -7,6 +7,16 @@ wanders around the mean forward-facing pose within the cameras' spread.
 
 A JSON file of cameras may come from anyone: its size, its number of cameras
 and their frame size are bounded, and every value is checked before use.
+
+Two kinds of file are read: our own list of cameras (:func:`from_json`, ``--path
+FILE.json``) and nerfstudio's ``camera_path.json`` (:func:`from_nerfstudio`,
+``--camera-path FILE``), which its viewer and ours (:mod:`spiknerf.viewer`)
+write: ``render_width`` and ``render_height`` in pixels, and a ``camera_path``
+list of frames, each a ``camera_to_world`` matrix (OpenGL convention, 16
+numbers row by row) and a vertical ``fov`` in degrees; the principal point is
+the frame's centre. Frames are in the scene's world coordinates, which is where
+nerfstudio's viewer puts them for a Blender scene (its Blender reader keeps the
+world as it is); its other readers recentre and rescale the world first.
 """
 
 from __future__ import annotations
@@ -21,12 +31,13 @@ from torch import Tensor
 
 from spiknerf.errors import InputError
 from spiknerf.json_input import is_number, read_json
-from spiknerf.nerf.rays import look_at
+from spiknerf.nerf.rays import focal_from_fov, look_at
 
 PATHS: tuple[str, ...] = ("orbit", "spiral")
 MAX_FRAMES = 100_000  # about an hour at 30 frames a second
 MAX_SIDE = 8192  # pixels of a frame's width or height
 MAX_JSON_BYTES = 64 << 20
+MAX_FPS = 1000
 
 
 @dataclass
@@ -37,6 +48,7 @@ class CameraPath:
     intrinsics: Tensor
     width: int
     height: int
+    fps: float | None = None  # the frame rate a file asks for, if it does
 
 
 def focus_point(c2w: Tensor) -> Tensor:
@@ -102,12 +114,13 @@ def _side(value: Any, what: str) -> int:
     return value
 
 
-def _matrix(value: Any, what: str) -> Tensor:
-    """A camera-to-world matrix from a 4x4 or 3x4 list of rows of finite numbers."""
+def _matrix(value: Any, what: str, key: str = "c2w") -> Tensor:
+    """A camera-to-world matrix from a 4x4 or 3x4 list of rows of finite numbers (``key`` names it in errors)."""
     if (not isinstance(value, list) or len(value) not in (3, 4)
             or not all(isinstance(row, list) and len(row) == 4 for row in value)):
-        raise InputError(f"{what} needs a 4x4 'c2w' (or 'transform_matrix') list of rows")
-    rows = [[_number(x, f"{what}: its 'c2w' entries") for x in row] for row in value[:3]]
+        also = " (or 'transform_matrix')" if key == "c2w" else ""
+        raise InputError(f"{what} needs a 4x4 '{key}'{also} list of rows")
+    rows = [[_number(x, f"{what}: its '{key}' entries") for x in row] for row in value[:3]]
     return torch.tensor(rows + [[0.0, 0.0, 0.0, 1.0]], dtype=torch.float32)
 
 
@@ -137,6 +150,52 @@ def from_json(path: Path, default_intrinsics: Tensor, width: int, height: int) -
                      _number(f.get("fy", fy * sy), f"{what}: fy", positive=True),
                      _number(f.get("cx", cx * sx), f"{what}: cx"), _number(f.get("cy", cy * sy), f"{what}: cy")])
     return CameraPath(torch.stack(c2ws), torch.tensor(intr, dtype=torch.float32), *size)
+
+
+NERFSTUDIO_KEYS = ("render_width", "render_height", "camera_path")
+
+
+def _flat_matrix(value: Any, what: str) -> Tensor:
+    """A camera-to-world matrix from 16 numbers row by row (nerfstudio's form) or a list of 4 rows of 4."""
+    if isinstance(value, list) and len(value) == 4 and all(isinstance(row, list) for row in value):
+        return _matrix(value, what, "camera_to_world")
+    if not isinstance(value, list) or len(value) != 16:
+        raise InputError(f"{what}: 'camera_to_world' must be 16 numbers (a 4x4 matrix row by row)")
+    return _matrix([value[i:i + 4] for i in range(0, 16, 4)], what, "camera_to_world")
+
+
+def from_nerfstudio(path: Path) -> CameraPath:
+    """Cameras of a nerfstudio ``camera_path.json`` (see the module's docstring); only perspective cameras."""
+    label = f"--camera-path {path}"
+    data = read_json(path, MAX_JSON_BYTES, label)
+    if not isinstance(data, dict) or not all(k in data for k in NERFSTUDIO_KEYS):
+        raise InputError(f"{label}: not a nerfstudio camera path (it needs {', '.join(NERFSTUDIO_KEYS)})")
+    kind = data.get("camera_type", "perspective")
+    if kind != "perspective":
+        raise InputError(f"{label}: camera_type {kind!r:.40}; only perspective cameras are rendered")
+    width, height = _side(data["render_width"], f"{label}: render_width"), _side(data["render_height"],
+                                                                                  f"{label}: render_height")
+    frames = data["camera_path"]
+    if not isinstance(frames, list) or not frames:
+        raise InputError(f"{label}: 'camera_path' must be a non-empty list of frames")
+    if len(frames) > MAX_FRAMES:
+        raise InputError(f"{label}: {len(frames)} frames, more than the {MAX_FRAMES} a video may have")
+    c2ws, intr = [], []
+    for i, f in enumerate(frames):
+        what = f"{label}: frame {i}"
+        if not isinstance(f, dict):
+            raise InputError(f"{what} is not an object")
+        c2ws.append(_flat_matrix(f.get("camera_to_world"), what))
+        fov = _number(f.get("fov"), f"{what}: fov (vertical, degrees)", positive=True)
+        if fov >= 180:
+            raise InputError(f"{what}: fov {fov:g} degrees; a perspective camera sees less than 180")
+        focal = focal_from_fov(height, math.radians(fov))
+        intr.append([focal, focal, width / 2, height / 2])
+    fps = data.get("fps")
+    if fps is not None and not (is_number(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"{label}: fps must be a number in (0, {MAX_FPS}], got {fps!r:.40}")
+    return CameraPath(torch.stack(c2ws), torch.tensor(intr, dtype=torch.float32), width, height,
+                      None if fps is None else float(fps))
 
 
 def check_path_name(kind: str, frames: int) -> None:

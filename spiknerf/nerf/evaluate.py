@@ -128,6 +128,12 @@ def sample_points(model: nn.Module, sampler: nn.Module, split: Split, background
     return out.points[keep], out.directions[keep]
 
 
+def layer_of(neuron: str) -> str:
+    """The layer a neuron module's name belongs to: a folded ternary layer wraps its neuron
+    (``layer.neuron.neuron``), a binary one does not."""
+    return re.sub(r"(\.neuron)+$", "", neuron)
+
+
 def op_report(model: nn.Module, points: Tensor, dirs: Tensor, samples_per_ray: float, e_mac: float,
               e_ac: float) -> dict[str, Any]:
     """MACs, SOPs and energy per sample and per ray, firing rates and which layers stay MACs."""
@@ -142,13 +148,22 @@ def op_report(model: nn.Module, points: Tensor, dirs: Tensor, samples_per_ray: f
         "mac_layers": sorted(layer.name for layer in ops.layers if layer.kind == "mac"),
     }
     if ops.firing_rate:
-        # keyed by layer: a folded ternary layer wraps its neuron (``layer.neuron.neuron``), a binary one does not
-        report["firing_rate"] = {re.sub(r"(\.neuron)+$", "", k): round(v, 5) for k, v in ops.firing_rate.items()}
+        report["firing_rate"] = {layer_of(k): round(v, 5) for k, v in ops.firing_rate.items()}
     return report
 
 
 def is_ternary(model: nn.Module) -> bool:
     return any(isinstance(m, TernaryLIF) for m in model.modules())
+
+
+def fold_student(model: nn.Module, sampler: nn.Module, train: Split, background: Tensor,
+                 device: torch.device) -> tuple[nn.Module, dict[str, Tensor], tuple[Tensor, Tensor]]:
+    """A ternary student's inference form: a folded copy whose offsets are each unit's commonest spike on the
+    sample points of the first training view; also the offsets and the points that traced its wiring."""
+    calibration = sample_points(model, sampler, train, background, device)
+    offsets = calibrate_offsets(model, *calibration)
+    wiring_inputs = tuple(t[:64] for t in calibration)  # a few points suffice to trace which layer reads what
+    return reparameterize(model, offsets=offsets, inputs=wiring_inputs), offsets, wiring_inputs
 
 
 def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, split_name: str,
@@ -159,10 +174,7 @@ def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, spl
     background = eval_background(scene)
     folds = phase == "student" and is_ternary(model)
     if folds:
-        calibration = sample_points(model, sampler, scene.splits["train"], background, device)
-        offsets = calibrate_offsets(model, *calibration)
-        wiring_inputs = tuple(t[:64] for t in calibration)  # a few points suffice to trace which layer reads what
-        inference = reparameterize(model, offsets=offsets, inputs=wiring_inputs)
+        inference, offsets, wiring_inputs = fold_student(model, sampler, scene.splits["train"], background, device)
     else:
         inference = model
     t0 = time.perf_counter()

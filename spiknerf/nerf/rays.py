@@ -108,3 +108,18 @@ def camera_rays(
         return o, d, None
     o_ndc, d_ndc = to_ndc(o, d, intrinsics[..., 0], intrinsics[..., 1], width, height)
     return o_ndc, d_ndc, d
+
+
+def frame_rays(c2w: Tensor, intrinsics: Tensor, width: int, height: int,
+              ndc_camera: tuple[float, float, int, int] | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Rays of every pixel of a ``width x height`` frame seen from any camera, row-major: as :func:`camera_rays`,
+    but a forward-facing scene's NDC is the one of the camera it was trained with, ``ndc_camera = (fx, fy, width,
+    height)``, whatever the frame's own focal length and size (a video or a viewer may zoom and resize; the
+    scene's space stays)."""
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    o, d = pixel_rays(c2w, intrinsics, xs.reshape(-1), ys.reshape(-1))
+    if ndc_camera is None:
+        return o, d, None
+    fx, fy, w, h = ndc_camera
+    o_ndc, d_ndc = to_ndc(o, d, fx, fy, w, h)
+    return o_ndc, d_ndc, d

@@ -21,11 +21,11 @@ from tqdm import tqdm
 
 from spiknerf.atomic import atomic_path
 from spiknerf.errors import InputError
-from spiknerf.nerf.camera_path import PATHS, CameraPath, check_path_name, make_path
+from spiknerf.nerf.camera_path import PATHS, CameraPath, check_path_name, from_nerfstudio, make_path
 from spiknerf.nerf.evaluate import is_ternary
-from spiknerf.nerf.rays import camera_rays
+from spiknerf.nerf.rays import frame_rays
 from spiknerf.nerf.render import render_chunks
-from spiknerf.nerf.run import choose_device, eval_background, load_model, open_scene, read_config
+from spiknerf.nerf.run import choose_device, eval_background, load_model, ndc_camera, open_scene, read_config
 from spiknerf.nerf.run_folder import hold_run
 from spiknerf.neurons import reparameterize
 
@@ -37,8 +37,10 @@ class RenderConfig:
     run: str = field(metadata={"help": "run directory"})
     model: str = field(default="student", metadata={"choices": ("student", "teacher")})
     path: str = field(default="orbit", metadata={"help": f"{' | '.join(PATHS)} | FILE.json of cameras"})
+    camera_path: str | None = field(default=None, metadata={
+        "help": "a nerfstudio camera_path.json (as its viewer or `spiknerf view` saves it); replaces --path"})
     frames: int = field(default=120, metadata={"help": "frames on an orbit or spiral"})
-    fps: int = 30
+    fps: int | None = field(default=None, metadata={"help": "frames a second (default: the camera path's, else 30)"})
     out: str | None = field(default=None, metadata={"help": "output .mp4 (default: RUN/renders/<model>-<path>.mp4)"})
     depth: bool = field(default=False, metadata={"help": "show depth beside colour"})
     fold: bool = field(default=True, metadata={"help": "render a ternary student in its addition-only form"})
@@ -51,14 +53,14 @@ def _even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
-def render_path(model: nn.Module, sampler: nn.Module, path: CameraPath, ndc: bool, background: torch.Tensor,
-                near: float, far: float, device: torch.device, depth: bool) -> Iterator[np.ndarray]:
-    """uint8 frames ``[H, W(x2), 3]`` along the path, rendered as they are asked for."""
-    ys, xs = torch.meshgrid(torch.arange(path.height), torch.arange(path.width), indexing="ij")
-    ys, xs = ys.reshape(-1), xs.reshape(-1)
+def render_path(model: nn.Module, sampler: nn.Module, path: CameraPath,
+                ndc_camera: tuple[float, float, int, int] | None, background: torch.Tensor, near: float, far: float,
+                device: torch.device, depth: bool) -> Iterator[np.ndarray]:
+    """uint8 frames ``[H, W(x2), 3]`` along the path, rendered as they are asked for; ``ndc_camera``: a
+    forward-facing scene's training camera (:func:`~spiknerf.nerf.rays.frame_rays`), else ``None``."""
     for c2w, intr in tqdm(zip(path.c2w, path.intrinsics, strict=True), total=len(path.c2w), desc="render",
                           file=sys.stderr, dynamic_ncols=True):
-        o, d, vd = camera_rays(c2w, intr, xs, ys, path.width, path.height, ndc)
+        o, d, vd = frame_rays(c2w, intr, path.width, path.height, ndc_camera)
         image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device),
                               None if vd is None else vd.to(device))
         rgb = image.rgb.reshape(path.height, path.width, 3).clamp(0, 1).cpu()
@@ -68,7 +70,7 @@ def render_path(model: nn.Module, sampler: nn.Module, path: CameraPath, ndc: boo
         yield _even((rgb.numpy() * 255 + 0.5).astype(np.uint8))
 
 
-def write_mp4(out: Path, frames: Iterable[np.ndarray], fps: int) -> None:
+def write_mp4(out: Path, frames: Iterable[np.ndarray], fps: float) -> None:
     """H.264 mp4 via imageio-ffmpeg, written atomically; ``frames`` are drawn once its temporary file exists."""
     with atomic_path(out) as tmp:
         writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps, codec="libx264",
@@ -80,10 +82,10 @@ def write_mp4(out: Path, frames: Iterable[np.ndarray], fps: int) -> None:
             writer.close()
 
 
-def video_target(run: Path, model: str, path: str, out: str | None) -> Path:
-    """Where the video goes: ``--out``, else ``RUN/renders/<model>-<path>.mp4``; refused unless it names an mp4
-    file (a folder or another suffix would be found out only after rendering)."""
-    name = Path(path).stem if path.endswith(".json") else path
+def video_target(run: Path, model: str, path: str, out: str | None, camera_path: str | None = None) -> Path:
+    """Where the video goes: ``--out``, else ``RUN/renders/<model>-<path or camera path's name>.mp4``; refused
+    unless it names an mp4 file (a folder or another suffix would be found out only after rendering)."""
+    name = Path(camera_path).stem if camera_path else Path(path).stem if path.endswith(".json") else path
     target = Path(out) if out else Path(run) / "renders" / f"{model}-{name}.mp4"
     if target.suffix.lower() != ".mp4":
         raise InputError(f"--out {target}: the video is an mp4; name it FILE.mp4")
@@ -92,14 +94,19 @@ def video_target(run: Path, model: str, path: str, out: str | None) -> Path:
     return target
 
 
-def render_video(run: Path, model: str = "student", path: str = "orbit", frames: int = 120, fps: int = 30,
-                 out: str | None = None, depth: bool = False, fold: bool = True, device: str = "auto") -> Path:
-    """Render ``run``'s model along a camera path into an mp4; returns its path."""
+def render_video(run: Path, model: str = "student", path: str = "orbit", frames: int = 120, fps: int | None = None,
+                 out: str | None = None, depth: bool = False, fold: bool = True, device: str = "auto",
+                 camera_path: str | None = None) -> Path:
+    """Render ``run``'s model along a camera path (``path``, or the nerfstudio file ``camera_path``) into an mp4;
+    returns its path."""
     run = Path(run)
-    if fps < 1:
+    if fps is not None and fps < 1:
         raise InputError(f"--fps must be >= 1 (got {fps})")
-    check_path_name(path, frames)
-    target = video_target(run, model, path, out)
+    if camera_path is None:
+        check_path_name(path, frames)
+    else:
+        nerfstudio = from_nerfstudio(Path(camera_path))  # a bad file is refused before any model loads
+    target = video_target(run, model, path, out, camera_path)
     config = read_config(run)
     scene = open_scene(run, config)
     dev = choose_device(device)
@@ -107,17 +114,19 @@ def render_video(run: Path, model: str = "student", path: str = "orbit", frames:
     if fold and model == "student" and is_ternary(field_model):
         field_model = reparameterize(field_model)
     train = scene.splits["train"]
-    cams = make_path(path, train.c2w, train.intrinsics[0], train.width, train.height, frames)
-    write_mp4(target, render_path(field_model, sampler, cams, scene.ndc, eval_background(scene), scene.near,
-                                  scene.far, dev, depth), fps)
+    cams = nerfstudio if camera_path is not None else make_path(path, train.c2w, train.intrinsics[0], train.width,
+                                                                 train.height, frames)
+    write_mp4(target, render_path(field_model, sampler, cams, ndc_camera(scene), eval_background(scene), scene.near,
+                                  scene.far, dev, depth), fps or cams.fps or 30)
     return target
 
 
 def main(cfg: RenderConfig) -> int:
     run = Path(cfg.run)
-    target = video_target(run, cfg.model, cfg.path, cfg.out)
+    target = video_target(run, cfg.model, cfg.path, cfg.out, cfg.camera_path)
     inside = target.resolve().is_relative_to(run.resolve())
     with hold_run(run, "render") if inside else nullcontext(run):  # a video inside the run is written by its holder
-        render_video(run, cfg.model, cfg.path, cfg.frames, cfg.fps, cfg.out, cfg.depth, cfg.fold, cfg.device)
+        render_video(run, cfg.model, cfg.path, cfg.frames, cfg.fps, cfg.out, cfg.depth, cfg.fold, cfg.device,
+                     cfg.camera_path)
     print(f"wrote {target}")
     return 0

@@ -46,6 +46,15 @@ def eval_background(scene: Scene) -> Tensor:
     return torch.zeros(3) if scene.background == "black" else torch.ones(3)
 
 
+def ndc_camera(scene: Scene) -> tuple[float, float, int, int] | None:
+    """The camera that defines a forward-facing scene's NDC (its first training view's), else ``None``."""
+    if not scene.ndc:
+        return None
+    train = scene.splits["train"]
+    fx, fy = train.intrinsics[0, :2].tolist()
+    return fx, fy, train.width, train.height
+
+
 def read_config(run: Path) -> TrainConfig:
     """The ``config.json`` of the run folder ``run``, held to what ``train`` accepts: its keys, the
     types and choices of its options and their ranges (:func:`~spiknerf.nerf.train_config.config_from_saved`)."""
@@ -57,10 +66,12 @@ def read_config(run: Path) -> TrainConfig:
     return config_from_saved(read_json(path, MAX_CONFIG_BYTES), str(path))
 
 
-def open_scene(run: Path, config: TrainConfig) -> Scene:
-    """The scene a run trained on, loaded as training loaded it (downscaled images cached in the run folder)."""
+def open_scene(run: Path, config: TrainConfig, read_only: bool = False) -> Scene:
+    """The scene a run trained on, loaded as training loaded it (downscaled images cached in the run folder;
+    ``read_only``: in the user's cache folder, so that the run folder is only read)."""
     data = Path(config.data) if config.data else default_scene_path()
-    return load_scene(data, downscale=config.downscale, background=config.background, cache_dir=Path(run) / "cache")
+    return load_scene(data, downscale=config.downscale, background=config.background,
+                      cache_dir=None if read_only else Path(run) / "cache")
 
 
 def load_model(run: Path, phase: str, config: TrainConfig, scene: Scene,

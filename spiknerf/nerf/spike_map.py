@@ -18,19 +18,27 @@ empty occupancy-grid cells) has count 0 either way.
 
 The result is one value per ray (``[R]``), for the caller to reshape into an
 image; :func:`colorize` turns such an image into colours.
+
+:func:`ray_maps` renders the rays and measures them in one pass: colour, depth
+and opacity beside each ray's sample points, spikes (as ``weighting="sum"``)
+and energy (what :class:`~spiknerf.neurons.OpRecorder` counts for its samples:
+MACs of the analog layers, synaptic operations of the spike-reading ones), and
+the frame's op totals and firing rate per layer. It works for any field; an ANN
+has no spikes, and its energy is its MACs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from spiknerf.nerf.render import composite
-from spiknerf.neurons import LIFNeuron
+from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, LIFNeuron, OpCount, OpRecorder
 
 Weighting = Literal["sum", "rendering"]
 # black -> purple -> orange -> pale yellow (close to matplotlib's "inferno"), evenly spaced in [0, 1]
@@ -106,6 +114,56 @@ def spike_map(field: nn.Module, sampler: nn.Module, origins: Tensor, dirs: Tenso
                                                         samples.ray_indices)
         out[sl] = torch.zeros(len(o), device=out.device).index_add_(0, samples.ray_indices, per_sample)
     return out
+
+
+@dataclass
+class RayMaps:
+    """A rendering and what it cost, per ray: ``rgb [R, 3]``, the rest ``[R]``; ``ops``: totals over all rays."""
+
+    rgb: Tensor
+    depth: Tensor
+    opacity: Tensor
+    samples: Tensor  # sample points evaluated along the ray
+    spikes: Tensor  # spikes emitted at them (every layer, unit and step; a 2 counts twice)
+    energy_pj: Tensor  # energy of evaluating them, MACs at e_mac and synaptic operations at e_ac
+    ops: OpCount  # MACs, SOPs and firing rate per layer over every sample of every ray
+
+
+@torch.no_grad()
+def ray_maps(field: nn.Module, sampler: nn.Module, origins: Tensor, dirs: Tensor, background: Tensor,
+             view_dirs: Tensor | None = None, chunk: int | None = None, e_mac: float = E_MAC_PJ,
+             e_ac: float = E_AC_PJ) -> RayMaps:
+    """Render rays as :func:`~spiknerf.nerf.render.render_chunks` does and measure each one (see :class:`RayMaps`).
+
+    Arguments as :func:`spike_map`'s; ``e_mac`` and ``e_ac`` price a MAC and an accumulate in pJ.
+
+    Example::
+
+        maps = ray_maps(student, sampler, o, d, torch.ones(3))
+        spikes_per_ray = maps.spikes.reshape(h, w)
+        per_sample = maps.energy_pj / maps.samples.clamp_min(1)  # pJ per sample point along each ray
+    """
+    chunk = chunk or getattr(sampler, "render_chunk", 4096)
+    n, dev = len(origins), origins.device
+    rgb, depth, opacity = origins.new_zeros(n, 3), origins.new_zeros(n), origins.new_zeros(n)
+    samples, spikes, energy = (torch.zeros(n, device=dev) for _ in range(3))
+    recorder = OpRecorder(field, e_mac, e_ac, per_sample=True)
+    for start in range(0, n, chunk):
+        sl = slice(start, start + chunk)
+        o, d = origins[sl], dirs[sl]
+        marched = sampler.sample(o, d, sigma_fn=field.density)
+        with counting_spikes(field) as counts, recorder:
+            out = composite(field, marched, o, d, background, None if view_dirs is None else view_dirs[sl])
+        rgb[sl], depth[sl], opacity[sl] = out.rgb, out.depth, out.opacity
+        if len(marched) == 0:
+            continue
+        per_sample = [torch.ones(len(marched), device=dev), torch.stack(counts).sum(0) if counts else None,
+                      torch.stack(recorder.sample_energy).sum(0) if recorder.sample_energy else None]
+        recorder.sample_energy.clear()
+        for target, values in zip((samples, spikes, energy), per_sample, strict=True):
+            if values is not None:
+                target[sl] = torch.zeros(len(o), device=dev).index_add_(0, marched.ray_indices, values.float())
+    return RayMaps(rgb, depth, opacity, samples, spikes, energy, recorder.result(max(int(samples.sum()), 1)))
 
 
 def colorize(values: Tensor, top: float | None = None) -> Tensor:

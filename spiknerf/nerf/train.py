@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -48,10 +48,16 @@ from spiknerf.nerf.run_folder import RUN_CONFIG, check_new_run, hold_run
 from spiknerf.nerf.train_config import TrainConfig, config_json
 from spiknerf.neurons import count_ops
 
+if TYPE_CHECKING:
+    from spiknerf.viewer.training import TrainingViewer
+
 HISTORY = "history.jsonl"
 MAX_HISTORY_BYTES = 64 << 20
 SCALARS_EVERY = 25  # steps between TensorBoard scalars
 SPIKE_STATS_SAMPLES = 4096  # sample points of the last batch that firing statistics are counted on
+
+# what sees the model after each step (the web viewer): (phase, step, model, sampler)
+Watcher = Callable[[str, int, nn.Module, nn.Module], None]
 
 
 class Batcher:
@@ -304,9 +310,10 @@ class Checkpointer:
 
 
 def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
-                device: torch.device, teacher: nn.Module | None = None) -> None:
+                device: torch.device, teacher: nn.Module | None = None, watch: Watcher | None = None) -> None:
     """Train one model to ``phase.steps`` steps, distilled from ``teacher`` if given: each step is logged; every
-    ``--eval-every`` steps and at the last the model is scored on test views; checkpoints follow their clock."""
+    ``--eval-every`` steps and at the last the model is scored on test views; checkpoints follow their clock;
+    ``watch`` (the web viewer) sees the model after each step."""
     batcher = Batcher(scene.splits["train"], device, phase.generator)
     kd = None if teacher is None else Distillation(teacher, cfg.kd_sigma, cfg.kd_color)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
@@ -321,12 +328,15 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
             append_history(run / HISTORY, phase, test_psnr)
             log.evaluated(phase, test_psnr)
         checkpoints.after_step(phase)
+        if watch is not None:
+            watch(phase.name, phase.step, phase.model, phase.sampler)
     log.close()
     checkpoints.save(phase, final=True)
 
 
 def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: TrainConfig, run: Path,
-              writer: SummaryWriter, device: torch.device, teacher: Teacher | None = None) -> Phase:
+              writer: SummaryWriter, device: torch.device, teacher: Teacher | None = None,
+              watch: Watcher | None = None) -> Phase:
     """Build (``build()``, after seeding, so that ``--seed`` fixes the initial weights), resume if asked (or skip
     when already finished), and train one model.
 
@@ -349,7 +359,7 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
         phase.load(ckpt, load_checkpoint(ckpt))
         trim_history(run / HISTORY, name, phase.step)
         print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
-    train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model)
+    train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model, watch)
     return phase
 
 
@@ -399,7 +409,8 @@ def trim_history(path: Path, phase: str, step: int) -> None:
 def resumed_config(cfg: TrainConfig) -> TrainConfig:
     """The saved config of the run in ``--out``, held to what the command line accepts: a resumed run continues
     exactly as it started."""
-    return dataclasses.replace(read_config(Path(cfg.out)), resume=True, out=cfg.out, dry_run=False)
+    return dataclasses.replace(read_config(Path(cfg.out)), resume=True, out=cfg.out, dry_run=False,
+                               viewer=cfg.viewer, viewer_host=cfg.viewer_host, viewer_port=cfg.viewer_port)
 
 
 def main(cfg: TrainConfig) -> int:
@@ -433,33 +444,53 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
     """Train, evaluate and render in the run folder ``run``, which this process holds.
 
     A new run's ``config.json`` is written once everything it names has loaded (the
-    scene, a ``--teacher``): until then the folder holds no run, and the same command
-    may try it again.
+    scene, a ``--teacher``, the viewer's server): until then the folder holds no run,
+    and the same command may try it again.
     """
     device = choose_device(cfg.device)
     teacher = None
     if cfg.model == "student" and cfg.teacher is not None:
         teacher = load_teacher(Path(cfg.teacher), scene, cfg, device)
-    if not cfg.resume:
-        resolved = {key: str(Path(getattr(cfg, key)).resolve()) if getattr(cfg, key) else None
-                    for key in ("data", "teacher")}
-        write_json_atomic(run / RUN_CONFIG, config_json(dataclasses.replace(cfg, out=str(run), **resolved)))
-    for note in scene.notes:
-        print(f"note: {note}", file=sys.stderr)
-    print(f"run directory: {run}", file=sys.stderr)
-    preset = PRESETS[cfg.preset]
-    with SummaryWriter(str(run / "tb")) as writer:
-        if cfg.model in ("both", "teacher"):
-            trained = run_phase("teacher", partial(preset.teacher, scene), scene, cfg, run, writer, device)
-            teacher = Teacher(trained.model.eval(), trained.sampler)
-        if cfg.model in ("both", "student"):
-            if teacher is not None:
-                teacher.model.requires_grad_(False)
-            build = partial(preset.student, scene, cfg.student)
-            run_phase("student", build, scene, cfg, run, writer, device, teacher if cfg.kd else None)
+    viewer = training_viewer(cfg, scene, run) if cfg.viewer else None
+    try:
+        if not cfg.resume:
+            resolved = {key: str(Path(getattr(cfg, key)).resolve()) if getattr(cfg, key) else None
+                        for key in ("data", "teacher")}
+            write_json_atomic(run / RUN_CONFIG, config_json(dataclasses.replace(cfg, out=str(run), **resolved)))
+        for note in scene.notes:
+            print(f"note: {note}", file=sys.stderr)
+        print(f"run directory: {run}", file=sys.stderr)
+        train_models(cfg, scene, run, device, teacher, viewer)
+    finally:
+        if viewer is not None:
+            viewer.close()
     metrics = evaluate_run(run, device=cfg.device)
     print(format_table(metrics))
     if cfg.video_frames:
         shown = "student" if cfg.model != "teacher" else "teacher"
         print(f"video: {render_video(run, model=shown, frames=cfg.video_frames, fps=cfg.fps)}", file=sys.stderr)
     return 0
+
+
+def train_models(cfg: TrainConfig, scene: Scene, run: Path, device: torch.device, teacher: Teacher | None,
+                 watch: Watcher | None) -> None:
+    """Train the teacher, then the student, as ``--model`` asks."""
+    preset = PRESETS[cfg.preset]
+    with SummaryWriter(str(run / "tb")) as writer:
+        if cfg.model in ("both", "teacher"):
+            trained = run_phase("teacher", partial(preset.teacher, scene), scene, cfg, run, writer, device,
+                                watch=watch)
+            teacher = Teacher(trained.model.eval(), trained.sampler)
+        if cfg.model in ("both", "student"):
+            if teacher is not None:
+                teacher.model.requires_grad_(False)
+            build = partial(preset.student, scene, cfg.student)
+            run_phase("student", build, scene, cfg, run, writer, device, teacher if cfg.kd else None, watch)
+
+
+def training_viewer(cfg: TrainConfig, scene: Scene, run: Path) -> TrainingViewer:
+    """The web viewer of ``--viewer`` (:class:`spiknerf.viewer.training.TrainingViewer`), serving from now on.
+    Imported here only: the viewer is built on this package and needs the viewer extra."""
+    from spiknerf.viewer.training import TrainingViewer
+
+    return TrainingViewer(cfg.preset, scene, run, host=cfg.viewer_host, port=cfg.viewer_port)

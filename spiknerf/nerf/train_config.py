@@ -30,6 +30,7 @@ CONFIG_VERSION = 2
 # the topics of `spiknerf train --help`, in the order they are listed
 DATA, MODELS, STUDENT, DISTILLATION = "data", "models", "student neuron", "distillation"
 SCHEDULE, OUTPUT, DEVICE = "schedule and checkpoints", "evaluation and output", "device"
+VIEWER = "web viewer"
 
 _DEFAULT_STEPS = ", ".join(f"{p.name} {p.teacher_steps} + {p.student_steps}" for p in PRESETS.values())
 
@@ -84,6 +85,13 @@ class TrainConfig:
 
     device: str = field(default="auto", metadata={"group": DEVICE, "choices": ("auto", "cpu", "cuda")})
 
+    viewer: bool = field(default=False, metadata={"group": VIEWER, "help": "serve a web viewer of the models as "
+                                                   "they train (docs/viewer.md; needs the viewer extra)"})
+    viewer_host: str = field(default="127.0.0.1", metadata={"group": VIEWER, "help": "address the viewer listens "
+                                                             "on; 0.0.0.0 lets every machine that reaches this one in"})
+    viewer_port: int = field(default=8080, metadata={"group": VIEWER,
+                                                      "help": "its port (taken: the next free one; 0: any)"})
+
     def validate(self) -> None:
         """Refuse option values and combinations no run can use, naming the option."""
         checks = [
@@ -101,6 +109,7 @@ class TrainConfig:
             (self.teacher is None or self.model == "student", "--teacher RUN goes with --model student"),
             *PRESETS[self.preset].checks(self.student),
             (not (self.resume and self.out is None), "--resume needs --out DIR, the run to continue"),
+            (0 <= self.viewer_port <= 65535, f"--viewer-port must be in 0..65535 (got {self.viewer_port})"),
         ]
         for ok, message in checks:
             if not ok:

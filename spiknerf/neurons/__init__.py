@@ -9,7 +9,7 @@ from spiknerf.neurons.dynamics import RESETS, LIFParameters, LIFState, lif_multi
 from spiknerf.neurons.hetsyn import HetSynLIF, HetSynParameters, HetSynState, hetsyn_step
 from spiknerf.neurons.layers import SpikeLinear, SpikeReadout, SpikingLinear, SpikingMLP
 from spiknerf.neurons.lif import BinaryLIF, LIFNeuron, SignedTernaryLIF, TernaryLIF, make_neuron
-from spiknerf.neurons.ops import E_AC_PJ, E_MAC_PJ, OpCount, count_ops
+from spiknerf.neurons.ops import E_AC_PJ, E_MAC_PJ, OpCount, OpRecorder, count_ops, linear_ops
 from spiknerf.neurons.reparam import calibrate_offsets, reparameterize
 from spiknerf.neurons.surrogate import SURROGATES, Surrogate, heaviside
 
@@ -24,6 +24,7 @@ __all__ = [
     "LIFParameters",
     "LIFState",
     "OpCount",
+    "OpRecorder",
     "RESETS",
     "SURROGATES",
     "SignedTernaryLIF",
@@ -40,6 +41,7 @@ __all__ = [
     "hetsyn_step",
     "lif_multistep",
     "lif_step",
+    "linear_ops",
     "make_neuron",
     "reparameterize",
 ]

@@ -218,6 +218,30 @@ def _capture_quality_extra(r: Results) -> list[str]:
 CUDA_CHECK_COLUMNS = [Column("check", "check"), Column("measure", "measure"),
                       Column("worst", "worst case", ".2g"), Column("detail", "detail")]
 
+
+def _size(prefix: str):
+    return lambda row: f"{number(row[prefix + '_width'], '.0f')} × {number(row[prefix + '_height'], '.0f')}"
+
+
+VIEWER_SPEED_COLUMNS = [
+    Column("model", "model"),
+    Column("moving_fps", "frames/s moving", ".1f"),
+    Column("moving_size", "frame moving", _size("moving")),
+    Column("full_size", "frame still", _size("full")),
+    Column("full_seconds", "s to the still frame", ".2f"),
+    Column("threads", "threads"),
+]
+VIEWER_TRAINING_COLUMNS = [
+    Column("setup", "training"),
+    Column("steps_per_second", "steps/s (median)", ".2f"),
+    Column("runs", "steps/s of each run", ".2f"),
+    Column("slowdown_pct", "slower than without, %", ".1f"),
+    Column("cpu_seconds", "CPU s (median)", ".1f"),
+    Column("cpu_runs", "CPU s of each run", ".1f"),
+    Column("cpu_extra_pct", "more CPU than without, %", ".1f"),
+]
+
+
 MESH_TARGET_PCT = 1.0  # issue 25's target: the most mean Chamfer distance allowed, in percent of the extent
 
 
@@ -277,6 +301,8 @@ TABLES: dict[str, TableSpec] = {
         Column("student_psnr", "student PSNR", ".2f"), Column("teacher_ssim", "teacher SSIM", ".4f"),
         Column("student_ssim", "student SSIM", ".4f"), Column("steps", "steps a model", ".0f"),
     ], _capture_quality_extra),
+    "viewer_speed": TableSpec(VIEWER_SPEED_COLUMNS),
+    "viewer_training": TableSpec(VIEWER_TRAINING_COLUMNS),
     "export_mesh": TableSpec([
         Column("model", "model"), Column("cull", "cull"), Column("resolution", "grid", ".0f", suffix="³"),
         Column("chamfer", "Chamfer (scene units)", ".4f"), Column("chamfer_pct", "% of extent", ".2f"),
