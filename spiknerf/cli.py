@@ -1,4 +1,4 @@
-"""The ``spiknerf`` command: ``train | render | eval | view | export ... | bench classify | bench temporal``.
+"""The ``spiknerf`` command: ``train | render | eval | view | export ... | process | bench classify | bench temporal``.
 
 Each job lives in its own module as a small config dataclass plus ``main(cfg)``;
 this file only turns dataclass fields into command-line options and maps bad
@@ -33,6 +33,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("export", "pointcloud"): ("spiknerf.export.pointcloud", "PointCloudConfig"),
     ("export", "depth"): ("spiknerf.export.depth", "DepthConfig"),
     ("export", "nir"): ("spiknerf.export.neuromorphic", "NIRConfig"),
+    ("process",): ("spiknerf.capture.process", "ProcessConfig"),
     ("bench", "classify"): ("spiknerf.bench.classify", "ClassifyConfig"),
     ("bench", "temporal"): ("spiknerf.bench.temporal", "TemporalConfig"),
 }
@@ -45,6 +46,7 @@ SUMMARIES: dict[tuple[str, ...], str] = {
     ("export", "pointcloud"): "a coloured point cloud from the rendered depth of a run's training views",
     ("export", "depth"): "expected depth and opacity of each test view (16-bit PNG and .npy)",
     ("export", "nir"): "the spiking student as a NIR graph for neuromorphic hardware, checked by a round trip",
+    ("process",): "estimate camera poses for your photos or video (pycolmap) and write a scene folder",
     ("bench", "classify"): "classification benchmarks of SNN neurons and training methods",
     ("bench", "temporal"): "temporal benchmarks with heterogeneous synapses",
 }

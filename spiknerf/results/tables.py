@@ -205,6 +205,25 @@ REALPHOTOS_COLUMNS = [
     Column("eval_during_training_s", "eval during training s", ".0f"), Column("wall_min", "whole run min", ".1f"),
 ]
 
+def _registered(row: Row) -> str:
+    return f"{row['registered']} of {row['total']}"
+
+
+CAPTURE_POSE_COLUMNS = [
+    Column("capture", "capture"), Column("registered", "registered", _registered),
+    Column("reprojection_px", "reprojection px", ".2f"), Column("points", "3D points", ",.0f"),
+    Column("rotation_median_deg", "rotation median °", ".3f"), Column("rotation_max_deg", "max °", ".3f"),
+    Column("position_median_pct", "position median %", ".3f"), Column("position_max_pct", "max %", ".3f"),
+    Column("scene_kind", "scene kind"), Column("process_s", "process s", ".0f"),
+]
+
+
+def _capture_quality_extra(r: Results) -> list[str]:
+    s = r.summary
+    return [f"Lost to estimated cameras: teacher {number(s['teacher_db_lost'], '+.2f')} dB, student "
+            f"{number(s['student_db_lost'], '+.2f')} dB."] if s else []
+
+
 CUDA_CHECK_COLUMNS = [Column("check", "check"), Column("measure", "measure"),
                       Column("worst", "worst case", ".2g"), Column("detail", "detail")]
 
@@ -283,6 +302,15 @@ TABLES: dict[str, TableSpec] = {
     "temporal_tau": TableSpec([Column("task", "task"), Column("median", "median", ".1f"),
                                Column("p10", "10th percentile", ".1f"), Column("p90", "90th percentile", ".1f"),
                                Column("max", "max", ".0f"), Column("initial", "initial range", _tau_range)]),
+    "capture_poses": TableSpec(CAPTURE_POSE_COLUMNS),
+    "capture_time": TableSpec([Column("what", "photos"), Column("seconds", "spiknerf process s", ".1f"),
+                               Column("cpu_s", "CPU s (all threads)", ".1f"),
+                               Column("registered", "registered", _registered)]),
+    "capture_quality": TableSpec([
+        Column("cameras", "cameras"), Column("test_views", "test views"), Column("teacher_psnr", "teacher PSNR", ".2f"),
+        Column("student_psnr", "student PSNR", ".2f"), Column("teacher_ssim", "teacher SSIM", ".4f"),
+        Column("student_ssim", "student SSIM", ".4f"), Column("steps", "steps a model", ".0f"),
+    ], _capture_quality_extra),
     "viewer_speed": TableSpec(VIEWER_SPEED_COLUMNS),
     "viewer_training": TableSpec(VIEWER_TRAINING_COLUMNS),
     "export_mesh": TableSpec([
