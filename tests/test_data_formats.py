@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spiknerf.nerf.data import detect_format, load_scene
-from spiknerf.nerf.data.llff import average_pose, recenter
+from spiknerf.nerf.data.framing import apply_transform, average_pose, forward_transform
 from spiknerf.nerf.rays import pixel_rays
 
 
@@ -77,7 +77,8 @@ def test_ngp_global_and_per_frame_intrinsics(ngp_scene, tmp_path):
     # intrinsics declared for 24 x 32 images; the files are 12 x 16, so everything halves
     folder = ngp_scene(meta={"fl_x": 30.0, "fl_y": 28.0, "cx": 15.0, "cy": 11.0, "w": 32, "h": 24,
                              "aabb_scale": 2})
-    scene = load_scene(folder, cache_dir=tmp_path / "cache")
+    # framed as an object, the scene keeps instant-ngp's box (auto would take these RGB photos as unbounded)
+    scene = load_scene(folder, cache_dir=tmp_path / "cache", scene_kind="object")
     assert scene.format == "ngp"
     assert len(scene.splits["train"]) == 7 and len(scene.splits["test"]) == 2
     assert torch.allclose(scene.splits["train"].intrinsics[0], torch.tensor([15.0, 14.0, 7.5, 5.5]))
@@ -90,12 +91,12 @@ def test_ngp_global_and_per_frame_intrinsics(ngp_scene, tmp_path):
     meta = json.loads(json_path.read_text())
     meta = {"frames": [{**f, "camera_angle_x": 1.0, "k1": 0.01} for f in meta["frames"]]}
     json_path.write_text(json.dumps(meta))
-    scene = load_scene(folder, cache_dir=tmp_path / "cache")
+    scene = load_scene(folder, cache_dir=tmp_path / "cache", scene_kind="object")
     f = 0.5 * 16 / math.tan(0.5)
     assert torch.allclose(scene.splits["test"].intrinsics[1], torch.tensor([f, f, 8.0, 6.0]))
     half = 0.5 / 0.33  # default aabb_scale 1: every camera is outside the box
     assert 0 < scene.near < 4.0 - half
-    assert any("distortion (k1) ignored" in n for n in scene.notes)
+    assert any("lens distortion (k1)" in n for n in scene.notes)
 
 
 def test_llff_reads_images_n_recentres_and_returns_ndc_rays(llff_scene, tmp_path):
@@ -129,7 +130,7 @@ def test_recenter_makes_the_average_pose_the_identity():
     angle = 0.3
     c2w[:, :3, :3] = [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]]
     c2w[:, :3, 3] = gen.normal(size=(5, 3)) + [3, -2, 1]
-    assert np.allclose(average_pose(recenter(c2w)), np.eye(4), atol=1e-9)
+    assert np.allclose(average_pose(apply_transform(forward_transform(c2w, 1.0), c2w)), np.eye(4), atol=1e-9)
 
 
 def test_npz_loads_float_images_and_holds_out_views(npz_scene, tmp_path):

@@ -469,7 +469,8 @@ POSES_BOUNDS = {
     "an-npz": (lambda w: zip_bytes({"a.npy": _npy(np.zeros((3, 17)))}), "not a .npy array"),
     "cut-short": (lambda w: _npy(np.ones((3, 17)))[:-8], "header declares"),
     "non-finite": (lambda w: _npy(np.full((3, 17), np.inf)), "non-finite values"),
-    "opposite-cameras": (lambda w: _npy(_opposite_cameras()), "no average orientation"),
+    # cameras all around one point: not forward-facing (no average orientation), and no region to frame
+    "opposite-cameras": (lambda w: _npy(_opposite_cameras()), "no region to frame"),
 }
 
 

@@ -5,6 +5,9 @@ import math
 import pytest
 import torch
 
+from spiknerf.errors import InputError
+from spiknerf.nerf.data import load_scene
+from spiknerf.nerf.distortion import distort, undistort
 from spiknerf.nerf.rays import camera_rays, focal_from_fov, look_at, pixel_rays, to_ndc
 
 
@@ -96,3 +99,48 @@ def test_camera_rays_adds_world_view_directions_only_for_ndc():
     o2, d2, vd = camera_rays(c2w, intrinsics, xs, ys, 16, 12, ndc=True)
     o_ndc, d_ndc = to_ndc(o, d, 20.0, 20.0, 16, 12)
     assert torch.allclose(o2, o_ndc) and torch.allclose(d2, d_ndc) and torch.equal(vd, d)
+
+
+def test_undistortion_inverts_a_known_lens_distortion():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 4000, generator=gen, dtype=torch.float64) * 1.4 - 0.7
+    for coeffs in ([0.0578, -0.0805, 0.0, -0.00098, 0.00016],  # instant-ngp's fox
+                   [-0.28, 0.07, 0.0, 0.001, -0.002], [0.1, 0.02, -0.01, 0.0, 0.0]):
+        c = torch.tensor(coeffs, dtype=torch.float64)
+        xd, yd = distort(x, y, c)
+        assert (xd - x).abs().max() > 1e-3  # the lens moves the points
+        xu, yu = undistort(xd, yd, c)
+        assert torch.allclose(xu, x, atol=1e-9) and torch.allclose(yu, y, atol=1e-9)
+
+
+def test_a_distorted_pixel_ray_passes_through_the_point_the_lens_imaged_there():
+    c2w = look_at(torch.tensor([0.0, 0.0, 3.0]), torch.zeros(3), torch.tensor([0.0, 1.0, 0.0]))
+    intrinsics = torch.tensor([40.0, 40.0, 32.0, 24.0])
+    coeffs = torch.tensor([0.05, -0.08, 0.0, -0.001, 0.0002])
+    point = torch.tensor([1.2, -0.9, 0.2])  # camera frame: x right, y up, looking down -z
+    cam = point - torch.tensor([0.0, 0.0, 3.0])
+    x, y = cam[0] / -cam[2], -cam[1] / -cam[2]  # normalized, y down
+    xd, yd = distort(x, y, coeffs)
+    u, v = intrinsics[0] * xd + intrinsics[2] - 0.5, intrinsics[1] * yd + intrinsics[3] - 0.5
+    o, d = pixel_rays(c2w, intrinsics, u[None], v[None], coeffs)
+    assert torch.linalg.cross(point - o[0], d[0]).norm() < 1e-5
+    _, pinhole = pixel_rays(c2w, intrinsics, u[None], v[None])
+    assert torch.linalg.cross(point - o[0], pinhole[0]).norm() > 1e-3
+
+
+def test_lens_coefficients_that_fold_the_image_over_are_refused(ngp_scene, tmp_path):
+    folder = ngp_scene(meta={"camera_angle_x": 1.0, "k1": -3.0})
+    with pytest.raises(InputError, match="folds the image over"):
+        load_scene(folder, cache_dir=tmp_path / "c")
+
+
+def test_transforms_json_lens_distortion_reaches_the_rays(ngp_scene, tmp_path):
+    folder = ngp_scene(meta={"camera_angle_x": 1.0, "k1": 0.05, "p2": 0.001})
+    scene = load_scene(folder, cache_dir=tmp_path / "c")
+    train = scene.splits["train"]
+    assert torch.allclose(train.distortion[0], torch.tensor([0.05, 0.0, 0.0, 0.0, 0.001]))
+    assert any("lens distortion (k1, p2)" in n for n in scene.notes)
+    ys, xs = torch.tensor([0, 5]), torch.tensor([0, 7])
+    bent = train.rays(torch.zeros(2, dtype=torch.long), ys, xs)[1]
+    straight = pixel_rays(train.c2w[0], train.intrinsics[0], xs, ys)[1]
+    assert not torch.allclose(bent, straight)

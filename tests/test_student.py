@@ -57,7 +57,7 @@ def test_a_spike_only_colour_branch_trains_and_evaluates_again(tiny_scene, tmp_p
 
 
 def test_student_neurons_follow_the_run_config():
-    scene, fast = SimpleNamespace(aabb=AABB), PRESETS["fast"]
+    scene, fast = SimpleNamespace(aabb=AABB, ndc=False, unbounded=False), PRESETS["fast"]
     new = fast.student(scene, StudentSettings(threshold=0.3))
     assert (new.trunk.neuron.p.reset, new.trunk.neuron.threshold, new.trunk.neuron.p.delta_v) == ("soft", 0.3, 0.3)
     legacy = fast.student(scene, config_from_saved({"neuron": "ternary", "T": 2}, "old").student)  # before --reset
@@ -75,7 +75,7 @@ def test_the_mlp_preset_trains_a_student_that_spikes_in_every_hidden_layer(tiny_
     assert cli(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["preset"] == "mlp" and metrics["student"]["reparam_max_abs_diff"] <= 1e-4
-    student = PRESETS["mlp"].student(SimpleNamespace(aabb=AABB), StudentSettings())
+    student = PRESETS["mlp"].student(SimpleNamespace(aabb=AABB, ndc=False, unbounded=False), StudentSettings())
     assert [(layer.fc.out_features, layer.spike_input) for layer in student.layers] == \
         [(128, False), (128, True), (128, True), (128, True)]  # only the first reads the analog encoding
     state = load_checkpoint(out / "checkpoints" / "student-final.safetensors")

@@ -23,14 +23,15 @@ UNVERSIONED = {
 
 # every option of `spiknerf train`, by topic: the command-line contract (DESIGN.md, README)
 TOPICS = {
-    "data": ["--data", "--downscale", "--background"],
+    "data": ["--data", "--downscale", "--background", "--scene-kind"],
     "models": ["--preset", "--model", "--teacher"],
     "student neuron": ["--neuron", "--T", "--threshold", "--delta-v", "--reset", "--surrogate",
                        "--learnable-threshold", "--no-color-skip"],
     "distillation": ["--no-kd", "--kd-sigma", "--kd-color"],
     "schedule and checkpoints": ["--steps", "--seed", "--resume", "--checkpoint-seconds", "--checkpoint-steps",
                                  "--keep-checkpoints"],
-    "evaluation and output": ["--out", "--dry-run", "--eval-every", "--eval-views", "--video-frames", "--fps"],
+    "evaluation and output": ["--out", "--dry-run", "--eval-every", "--eval-views", "--eval-pixels", "--video-frames",
+                              "--fps"],
     "device": ["--device"],
     "web viewer": ["--viewer", "--viewer-host", "--viewer-port"],
 }

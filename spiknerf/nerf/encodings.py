@@ -44,10 +44,12 @@ def grid_lookup(x: Tensor, resolution: Tensor, stride: Tensor, corner_offset: Te
                 n_dense: int, mask: int) -> tuple[Tensor, Tensor]:
     """Table rows ``[N, L, 8]`` (int64) and trilinear weights ``[N, L, 8]`` for points ``[N, 3]`` in [0, 1].
 
+    ``resolution`` ``[L, 3]``: each level's cells per axis.
+
     Rows and weights are built per axis first (vertex ``i`` or ``i + 1``) and
     combined into the 8 corners by broadcasting; corner ``c`` is ``4 cx + 2 cy + cz``.
     """
-    pos = x[:, None, :] * resolution[None, :, None]  # [N, L, 3]
+    pos = x[:, None, :] * resolution[None]  # [N, L, 3]
     base = pos.floor()
     frac = pos - base
     vert = base.int()
@@ -118,23 +120,27 @@ class HashGrid(nn.Module):
         n_features: int = 2,
         log2_table: int = 16,
         base_resolution: int = 16,
-        max_resolution: int = 512,
+        max_resolution: int | tuple[int, int, int] = 512,
     ) -> None:
         super().__init__()
-        if n_levels < 1 or n_features < 1 or base_resolution < 1 or max_resolution < base_resolution:
+        finest = (max_resolution,) * 3 if isinstance(max_resolution, int) else tuple(max_resolution)
+        if n_levels < 1 or n_features < 1 or base_resolution < 1 or min(finest) < base_resolution:
             raise ValueError("hash grid needs n_levels, n_features >= 1 and max_resolution >= base_resolution >= 1")
-        growth = math.exp((math.log(max_resolution) - math.log(base_resolution)) / max(n_levels - 1, 1))
-        res = torch.tensor([math.floor(base_resolution * growth**lvl) for lvl in range(n_levels)])
+        # each axis grows from base_resolution to its own finest resolution (a box longer on one side gets more
+        # cells along it, as TensoRF allots its voxels)
+        growth = [math.exp((math.log(m) - math.log(base_resolution)) / max(n_levels - 1, 1)) for m in finest]
+        res = torch.tensor([[math.floor(base_resolution * g**lvl) for g in growth] for lvl in range(n_levels)])
         size = 2**log2_table
         self.out_dim = n_levels * n_features
         self.register_buffer("resolution", res.float(), persistent=False)
         # dense levels index (x, y, z) with strides (1, R+1, (R+1)^2); finer levels hash
-        stride = torch.stack([torch.ones_like(res), res + 1, (res + 1) ** 2], dim=-1).int()
+        stride = torch.stack([torch.ones_like(res[:, 0]), res[:, 0] + 1, (res[:, 0] + 1) * (res[:, 1] + 1)],
+                             dim=-1).int()
         self.register_buffer("stride", stride, persistent=False)
         self.register_buffer("offset", (torch.arange(n_levels) * size).int(), persistent=False)
         corners = torch.tensor([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(8)])  # x slowest
         self.register_buffer("corner_offset", (stride.long() @ corners.T).int(), persistent=False)  # [L, 8]
-        self.n_dense = int(((res + 1) ** 3 <= size).sum())  # coarse levels are dense, and they come first
+        self.n_dense = int(((res + 1).prod(-1) <= size).sum())  # coarse levels are dense, and they come first
         self.mask = size - 1
         self.table = nn.Parameter(torch.empty(n_levels * size, n_features).uniform_(-1e-4, 1e-4))
 

@@ -64,11 +64,12 @@ class EvalConfig:
 
 
 def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor, device: torch.device,
-                 views: Iterable[int] | None = None) -> list[Image]:
-    """Views of a split (all of them by default), rendered without gradients."""
+                 views: Iterable[int] | None = None, stride: int = 1) -> list[Image]:
+    """Views of a split (all of them by default), rendered without gradients; with ``stride``, only every
+    ``stride``-th pixel along each axis (:meth:`Split.image_pixels`)."""
     images = []
     for v in range(len(split)) if views is None else views:
-        o, d, vd = split.view_rays(v, device)
+        o, d, vd = split.view_rays(v, device, stride)
         images.append(render_chunks(model, sampler, o, d, background.to(device), vd))
     return images
 
@@ -121,8 +122,9 @@ def score(images: list[Image], split: Split, background: Tensor) -> dict[str, An
 @torch.no_grad()
 def sample_points(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor,
                   device: torch.device, n: int = _OPS_SAMPLES) -> tuple[Tensor, Tensor]:
-    """Sample points and view directions where the model's rendering of the first view evaluates it."""
-    o, d, vd = split.view_rays(0, device)
+    """Sample points and view directions where the model's rendering of the first view evaluates it (on an even
+    grid of at most ``n`` of its pixels: a photo's every pixel at once would hold its whole march in memory)."""
+    o, d, vd = split.view_rays(0, device, split.grid_stride(1, n))
     out = render_rays(model, sampler, o, d, background.to(device), view_dirs=vd)
     keep = torch.randperm(len(out.points), generator=torch.Generator().manual_seed(0))[:n]
     return out.points[keep], out.directions[keep]

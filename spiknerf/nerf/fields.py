@@ -3,7 +3,8 @@
 A field maps world points ``[N, 3]`` and unit view directions ``[N, 3]`` to
 density ``[N]`` and colour ``[N, 3]``; ``density(x)`` alone is what the
 occupancy grid and the sampler's transmittance pass need. Points outside the
-scene box have zero density.
+scene box have zero density, unless space beyond the box is contracted into it
+(unbounded scenes, :mod:`spiknerf.nerf.contraction`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spiknerf.nerf.contraction import to_unit
 from spiknerf.nerf.encodings import HashGrid, PositionalEncoding, SphericalHarmonics
 
 
@@ -46,14 +48,18 @@ def mlp(dims: list[int], out_activation: nn.Module | None = None) -> nn.Sequenti
 
 
 class SceneBox(nn.Module):
-    """Normalises world points into [0, 1]^3 over the scene's axis-aligned box."""
+    """Normalises world points into [0, 1]^3 over the scene's axis-aligned box, or, with ``contract``, all of
+    space into it (the box filling its middle half)."""
 
-    def __init__(self, aabb: Tensor) -> None:
+    def __init__(self, aabb: Tensor, contract: bool = False) -> None:
         super().__init__()
         self.register_buffer("aabb", torch.as_tensor(aabb, dtype=torch.float32).reshape(6))
+        self.contract = contract
 
     def normalize(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Points in [0, 1]^3 (clamped) and the mask of points inside the box."""
+        """Points in [0, 1]^3 (clamped) and the mask of points inside the box (every point, contracted)."""
+        if self.contract:
+            return to_unit(x, self.aabb), torch.ones(x.shape[:-1], dtype=torch.bool, device=x.device)
         lo, hi = self.aabb[:3], self.aabb[3:]
         u = (x - lo) / (hi - lo)
         inside = ((u >= 0) & (u <= 1)).all(-1)
@@ -68,12 +74,13 @@ class NGPField(nn.Module):
         aabb: Tensor,
         n_levels: int = 12,
         log2_table: int = 16,
-        max_resolution: int = 512,
+        max_resolution: int | tuple[int, int, int] = 512,
         hidden: int = 64,
         geo_features: int = 15,
+        contract: bool = False,
     ) -> None:
         super().__init__()
-        self.box = SceneBox(aabb)
+        self.box = SceneBox(aabb, contract)
         self.encoding = HashGrid(n_levels=n_levels, log2_table=log2_table, max_resolution=max_resolution)
         self.dir_encoding = SphericalHarmonics()
         self.geo_features = geo_features
@@ -100,9 +107,9 @@ class NeRFField(nn.Module):
     4 x 128 with the skip at layer 2 in the mlp preset (``presets.PRESETS``)."""
 
     def __init__(self, aabb: Tensor, depth: int = 8, width: int = 256, skip: int = 4,
-                 pos_freqs: int = 10, dir_freqs: int = 4) -> None:
+                 pos_freqs: int = 10, dir_freqs: int = 4, contract: bool = False) -> None:
         super().__init__()
-        self.box = SceneBox(aabb)
+        self.box = SceneBox(aabb, contract)
         self.pos_encoding = PositionalEncoding(3, pos_freqs)
         self.dir_encoding = PositionalEncoding(3, dir_freqs)
         self.skip = skip

@@ -27,11 +27,11 @@ from torch import nn
 
 from spiknerf.nerf.data import Scene
 from spiknerf.nerf.fields import NeRFField, NGPField
+from spiknerf.nerf.footprint import grid_resolution, march_step
 from spiknerf.nerf.sampler import (
     CoarseToFineSampler,
     NerfaccOccupancySampler,
     OccupancyGridSampler,
-    default_step_size,
     nerfacc_cuda,
 )
 from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField, StudentSettings
@@ -80,11 +80,12 @@ class Preset:
         return self.student_steps if phase == "student" else self.teacher_steps
 
     def sampler(self, scene: Scene, device: torch.device) -> nn.Module:
-        """Occupancy-grid marching: nerfacc's on CUDA when its extension loads, else ours."""
-        width = scene.splits["train"].width
-        step = default_step_size(scene.aabb, width) if not scene.ndc else 1.0 / 256
+        """Occupancy-grid marching: nerfacc's on CUDA when its extension loads, else ours; ours always for an
+        unbounded scene, whose grid covers contracted space."""
+        if scene.unbounded:
+            return OccupancyGridSampler(scene.aabb, scene.near, scene.far, march_step(scene), contract=True)
         cls = NerfaccOccupancySampler if device.type == "cuda" and nerfacc_cuda() else OccupancyGridSampler
-        return cls(scene.aabb, scene.near, scene.far, step)
+        return cls(scene.aabb, scene.near, scene.far, march_step(scene))
 
     def optimizer(self, model: nn.Module) -> torch.optim.Adam:
         """Adam; the MLP weights get a little weight decay, the encoding table none (Instant-NGP)."""
@@ -110,10 +111,11 @@ class HashGridPreset(Preset):
     has_color_skip: bool = True
 
     def teacher(self, scene: Scene) -> nn.Module:
-        return NGPField(scene.aabb)
+        return NGPField(scene.aabb, max_resolution=grid_resolution(scene), contract=scene.unbounded)
 
     def student(self, scene: Scene, settings: StudentSettings) -> nn.Module:
-        return SpikingNGPField(scene.aabb, color_skip=settings.color_skip, **settings.layer_kwargs())
+        return SpikingNGPField(scene.aabb, color_skip=settings.color_skip, max_resolution=grid_resolution(scene),
+                               contract=scene.unbounded, **settings.layer_kwargs())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,11 +127,11 @@ class MLPPreset(Preset):
     skip: int
 
     def teacher(self, scene: Scene) -> nn.Module:
-        return NeRFField(scene.aabb, depth=self.depth, width=self.width, skip=self.skip)
+        return NeRFField(scene.aabb, depth=self.depth, width=self.width, skip=self.skip, contract=scene.unbounded)
 
     def student(self, scene: Scene, settings: StudentSettings) -> nn.Module:
         return SpikingNeRFField(scene.aabb, depth=self.depth, width=self.width, skip=self.skip,
-                                **settings.layer_kwargs())
+                                contract=scene.unbounded, **settings.layer_kwargs())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,9 @@ corner of the image, and integer indices address pixel centres::
 
 so directions are unit length and a ray's parameter is the Euclidean distance
 from the camera centre. Fractional ``x, y`` give sub-pixel rays (supersampling).
+A photo taken through a distorting lens gives its pixels bent rays: with
+``distortion`` coefficients the pixel's normalized coordinates are undistorted
+first (:mod:`spiknerf.nerf.distortion`).
 
 Forward-facing (LLFF) scenes march in normalized device coordinates instead
 (:func:`to_ndc`, as in the original NeRF): there ``t`` in [0, 1] spans the near
@@ -22,6 +25,8 @@ import math
 
 import torch
 from torch import Tensor
+
+from spiknerf.nerf.distortion import undistort
 
 
 def focal_from_fov(size: float, fov: float) -> float:
@@ -45,18 +50,23 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
     return c2w
 
 
-def pixel_rays(c2w: Tensor, intrinsics: Tensor, xs: Tensor, ys: Tensor) -> tuple[Tensor, Tensor]:
+def pixel_rays(c2w: Tensor, intrinsics: Tensor, xs: Tensor, ys: Tensor,
+               distortion: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Origins and unit directions ``[..., 3]`` of the rays through pixels ``(xs, ys)``.
 
     ``c2w`` is ``[..., 4, 4]`` (or ``[..., 3, 4]``) and ``intrinsics`` ``[..., 4]`` =
     ``(fx, fy, cx, cy)`` in pixels; both broadcast against ``xs`` and ``ys``, so one
     camera (``[4, 4]``, ``[4]``) serves a whole image and per-ray cameras serve a batch
-    mixed from many views.
+    mixed from many views. ``distortion`` ``[..., 5]`` (k1, k2, k3, p1, p2) broadcasts
+    the same way.
     """
     c2w = c2w.to(torch.float32)
     fx, fy, cx, cy = intrinsics.to(torch.float32).unbind(-1)
     u = (xs.to(torch.float32) + 0.5 - cx) / fx
-    v = -(ys.to(torch.float32) + 0.5 - cy) / fy
+    v = (ys.to(torch.float32) + 0.5 - cy) / fy  # y down here, as the distortion model has it
+    if distortion is not None:
+        u, v = undistort(u, v, distortion.to(torch.float32))
+    v = -v
     d_cam = torch.stack(torch.broadcast_tensors(u, v, -torch.ones_like(u)), dim=-1)
     d = (c2w[..., :3, :3] @ d_cam.unsqueeze(-1)).squeeze(-1)
     d = d / d.norm(dim=-1, keepdim=True)
@@ -96,14 +106,15 @@ def to_ndc(
 
 
 def camera_rays(
-    c2w: Tensor, intrinsics: Tensor, xs: Tensor, ys: Tensor, width: int, height: int, ndc: bool
+    c2w: Tensor, intrinsics: Tensor, xs: Tensor, ys: Tensor, width: int, height: int, ndc: bool,
+    distortion: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Marching origins and directions, and (NDC scenes only) the unit world view directions.
 
     For world-space scenes the view directions are the marching directions, so
     ``None`` is returned for them.
     """
-    o, d = pixel_rays(c2w, intrinsics, xs, ys)
+    o, d = pixel_rays(c2w, intrinsics, xs, ys, distortion)
     if not ndc:
         return o, d, None
     o_ndc, d_ndc = to_ndc(o, d, intrinsics[..., 0], intrinsics[..., 1], width, height)

@@ -71,7 +71,7 @@ def open_scene(run: Path, config: TrainConfig, read_only: bool = False) -> Scene
     ``read_only``: in the user's cache folder, so that the run folder is only read)."""
     data = Path(config.data) if config.data else default_scene_path()
     return load_scene(data, downscale=config.downscale, background=config.background,
-                      cache_dir=None if read_only else Path(run) / "cache")
+                      cache_dir=None if read_only else Path(run) / "cache", scene_kind=config.scene_kind)
 
 
 def load_model(run: Path, phase: str, config: TrainConfig, scene: Scene,

@@ -5,7 +5,9 @@ ray (``RaySamples``): the sample intervals ``[t_start, t_end)`` along unit
 directions and the ray each belongs to.
 
 * :class:`OccupancyGridSampler` (pure torch, the CPU backend): uniform steps of
-  ``step_size`` inside the scene box, samples in empty grid cells skipped, and,
+  ``step_size`` inside the scene box (for an unbounded scene, whose grid covers
+  contracted space, also before it, and beyond it steps even in disparity out to
+  ``far``: :func:`march_unbounded`), samples in empty grid cells skipped, and,
   given ``sigma_fn``, samples behind spent transmittance (< ``early_stop_eps``)
   or below ``alpha_thre`` dropped after a gradient-free density pass that
   runs front to back in a few rounds, skipping rays already spent. All
@@ -32,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from spiknerf.kernels import CpuCompiled
+from spiknerf.nerf.contraction import from_unit, to_unit
 
 SigmaFn = Callable[[Tensor], Tensor]  # world points [S, 3] -> density [S]
 
@@ -98,10 +101,14 @@ def packed_to_padded(values: Tensor, ray_indices: Tensor, n_rays: int, fill: flo
     return out
 
 
-def grid_cells(x: Tensor, aabb: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
-    """Flat index of the grid cell holding each point, and whether the point is inside the box."""
-    lo, hi = aabb[:3], aabb[3:]
-    u = (x - lo) / (hi - lo)
+def grid_cells(x: Tensor, aabb: Tensor, resolution: int, contract: bool = False) -> tuple[Tensor, Tensor]:
+    """Flat index of the grid cell holding each point, and whether the point is inside the grid: the box, or all
+    of space when ``contract`` (:mod:`spiknerf.nerf.contraction`)."""
+    if contract:
+        u = to_unit(x, aabb)
+    else:
+        lo, hi = aabb[:3], aabb[3:]
+        u = (x - lo) / (hi - lo)
     inside = ((u >= 0) & (u < 1)).all(-1)
     ijk = (u * resolution).long().clamp(0, resolution - 1)
     return (ijk[..., 0] * resolution + ijk[..., 1]) * resolution + ijk[..., 2], inside
@@ -121,6 +128,47 @@ def march(origins: Tensor, dirs: Tensor, t0: Tensor, t1: Tensor, jitter: Tensor,
 _march_kernel = CpuCompiled(march)
 
 
+def unbounded_starts(near: Tensor, t_in: Tensor, t_out: Tensor, far: float, step: float, far_steps: int,
+                     width: int) -> Tensor:
+    """Slot boundaries ``[R, width + 1]`` along rays of an unbounded scene: at most ``far_steps`` even steps from
+    ``near`` to the box (``t_in``; none when the ray starts inside it), steps of ``step`` through it (to
+    ``t_out``), then ``far_steps`` steps even in disparity (1/t) out to ``far``; padded with ``far``.
+
+    Steps even in disparity grow as t², as the footprint of the contracted cells
+    does: however far the background, a ray crosses it in ``far_steps`` samples.
+    """
+    k = torch.arange(width + 1, device=near.device, dtype=near.dtype)[None, :]
+    n_pre = torch.where(t_in > near, torch.ceil((t_in - near) / step).clamp(max=far_steps), torch.zeros_like(near))
+    pre_step = torch.where(n_pre > 0, (t_in - near) / n_pre.clamp_min(1), torch.zeros_like(near))
+    n_in = torch.ceil((t_out - t_in).clamp_min(0) / step)
+    t_far = t_in + n_in * step  # where the box's last step ends
+    far_t = torch.as_tensor(far, dtype=near.dtype)
+    s_step = (1 / t_far - 1 / far_t).clamp_min(0) / far_steps
+    j = (k - n_pre[:, None] - n_in[:, None]).clamp_min(0)
+    t = torch.where(k < n_pre[:, None], near[:, None] + k * pre_step[:, None],
+                    torch.where(k < (n_pre + n_in)[:, None], t_in[:, None] + (k - n_pre[:, None]) * step,
+                                1 / (1 / t_far[:, None] - j * s_step[:, None]).clamp_min(1 / far_t)))
+    return t.clamp(max=far)
+
+
+def march_unbounded(origins: Tensor, dirs: Tensor, near: Tensor, t_in: Tensor, t_out: Tensor, jitter: Tensor,
+                    binary: Tensor, aabb: Tensor, far: float, step: float, far_steps: int, resolution: int,
+                    width: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Sample starts and ends ``[R, width]`` of :func:`unbounded_starts`, each shifted by ``jitter`` of its slot,
+    and which of them lie in occupied cells of the grid over contracted space."""
+    edges = unbounded_starts(near, t_in, t_out, far, step, far_steps, width)
+    size = edges[:, 1:] - edges[:, :-1]
+    t_starts = edges[:, :-1] + jitter * size
+    t_ends = t_starts + size
+    mid = t_starts + 0.5 * size
+    pts = origins[:, None, :] + dirs[:, None, :] * mid[..., None]
+    cells, _ = grid_cells(pts, aabb, resolution, contract=True)
+    return t_starts, t_ends, binary[cells] & (size > 0)
+
+
+_march_unbounded_kernel = CpuCompiled(march_unbounded)
+
+
 class OccupancyGridSampler(nn.Module):
     """Occupancy-grid ray marcher in pure torch (see the module docstring)."""
 
@@ -138,10 +186,13 @@ class OccupancyGridSampler(nn.Module):
         update_every: int = 16,
         warmup_steps: int = 256,
         refresh_fraction: float = 1 / 16,
+        contract: bool = False,
+        far_steps: int = 64,
     ) -> None:
         super().__init__()
         self.register_buffer("aabb", torch.as_tensor(aabb, dtype=torch.float32).reshape(6).clone())
         self.near, self.far, self.step_size = float(near), float(far), float(step_size)
+        self.contract, self.far_steps = contract, int(far_steps)
         self.resolution = int(resolution)
         self.early_stop_eps, self.alpha_thre, self.occ_thre = early_stop_eps, alpha_thre, occ_thre
         self.ema_decay, self.update_every, self.warmup_steps = ema_decay, update_every, warmup_steps
@@ -159,30 +210,50 @@ class OccupancyGridSampler(nn.Module):
         self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None, stratified: bool = False
     ) -> RaySamples:
         n_rays = origins.shape[0]
-        t0, t1 = ray_aabb(origins, dirs, self.aabb)
-        t0, t1 = t0.clamp_min(self.near), t1.clamp_max(self.far)
-        hit = t1 > t0
-        if not bool(hit.any()):
+        jitter = (torch.rand if stratified else torch.zeros)(n_rays, 1, device=origins.device)
+        marched = self.march(origins, dirs, jitter)
+        if marched is None:
             empty = origins.new_zeros(0)
             return RaySamples(empty.long(), empty, empty, n_rays)
-        width = int(torch.ceil((t1 - t0)[hit].max() / self.step_size))
-        jitter = (torch.rand if stratified else torch.zeros)(n_rays, 1, device=origins.device)
-        t_starts, occupied = _march_kernel(origins, dirs, t0, t1, jitter, self.binary, self.aabb, self.step_size,
-                                           self.resolution, width)
+        t_starts, t_ends, occupied = marched
+        # in the box every step is step_size long: multiplying by it (not by t_ends - t_starts, which rounds
+        # differently) keeps bounded scenes' densities exactly as they were
+        widths = (t_ends - t_starts).to(origins.dtype) if self.contract else self.step_size
         rays, cols = occupied.nonzero(as_tuple=True)
         if sigma_fn is not None and len(rays):
             rank = occupied.cumsum(1)[rays, cols] - 1  # k-th occupied sample of its ray
-            sigma = self.front_to_back_density(sigma_fn, origins, dirs, t_starts, rays, cols, rank)
-            sdt = sigma * self.step_size
+            sigma = self.front_to_back_density(sigma_fn, origins, dirs, t_starts, widths, rays, cols, rank)
+            sdt = sigma * widths
             trans = torch.exp(-(torch.cumsum(sdt, dim=1) - sdt))  # transmittance before each sample
             alpha = 1.0 - torch.exp(-sdt)
             live = (trans[rays, cols] > self.early_stop_eps) & (alpha[rays, cols] > self.alpha_thre)
             rays, cols = rays[live], cols[live]
-        starts = t_starts[rays, cols]
-        return RaySamples(rays, starts, starts + self.step_size, n_rays)
+        return RaySamples(rays, t_starts[rays, cols], t_ends[rays, cols], n_rays)
+
+    def march(self, origins: Tensor, dirs: Tensor, jitter: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
+        """Sample starts and ends ``[R, width]`` along the rays and which lie in occupied cells; None when no ray
+        meets the grid."""
+        t0, t1 = ray_aabb(origins, dirs, self.aabb)
+        if self.contract:  # the grid covers all of space: march from near, through the box, on to far
+            near = torch.full_like(t0, self.near)
+            t_in = torch.minimum(t0.clamp_min(self.near), t1.clamp_min(self.near))
+            t_out = t1.clamp(min=self.near, max=self.far)
+            n_pre = torch.ceil((t_in - near) / self.step_size).clamp(max=self.far_steps)
+            width = int((n_pre + torch.ceil((t_out - t_in).clamp_min(0) / self.step_size)).max()) + self.far_steps
+            return _march_unbounded_kernel(origins, dirs, near, t_in, t_out, jitter, self.binary, self.aabb, self.far,
+                                           self.step_size, self.far_steps, self.resolution, width)
+        t0, t1 = t0.clamp_min(self.near), t1.clamp_max(self.far)
+        hit = t1 > t0
+        if not bool(hit.any()):
+            return None
+        width = int(torch.ceil((t1 - t0)[hit].max() / self.step_size))
+        t_starts, occupied = _march_kernel(origins, dirs, t0, t1, jitter, self.binary, self.aabb, self.step_size,
+                                           self.resolution, width)
+        return t_starts, t_starts + self.step_size, occupied
 
     def front_to_back_density(self, sigma_fn: SigmaFn, origins: Tensor, dirs: Tensor, t_starts: Tensor,
-                              rays: Tensor, cols: Tensor, rank: Tensor, first: int = 16) -> Tensor:
+                              widths: Tensor | float, rays: Tensor, cols: Tensor, rank: Tensor,
+                              first: int = 16) -> Tensor:
         """Density ``[R, width]`` at the occupied samples, evaluated in rounds front to back.
 
         Each round takes the next occupied samples of every ray (16, then 32, 64, ...)
@@ -201,12 +272,28 @@ class OccupancyGridSampler(nn.Module):
             r, c = rays[pick], cols[pick]
             if len(r) == 0:
                 break
-            mid = t_starts[r, c] + 0.5 * self.step_size
+            w = widths if isinstance(widths, float) else widths[r, c]
+            mid = t_starts[r, c] + 0.5 * w
             s = sigma_fn(origins[r] + dirs[r] * mid[:, None]).float()
             sigma[r, c] = s
-            depth.index_add_(0, r, s * self.step_size)
+            depth.index_add_(0, r, (s * w).float())
             lo, size = lo + size, size * 2
         return sigma
+
+    def cell_points(self, u: Tensor) -> Tensor:
+        """World points of grid coordinates ``u [..., 3]`` in the unit cube."""
+        if self.contract:
+            return from_unit(u, self.aabb)
+        lo, hi = self.aabb[:3], self.aabb[3:]
+        return lo + u * (hi - lo)
+
+    def cell_step(self, u: Tensor) -> Tensor:
+        """The length of a ray's step at grid coordinates ``u [N, 3]``: ``step_size`` in the box; beyond it, in
+        contracted space, a step as long as the cells there are (they grow as the square of the distance)."""
+        if not self.contract:
+            return torch.full(u.shape[:1], self.step_size, device=u.device)
+        m = ((u - 0.5) * 4).abs().amax(-1).clamp(1.0, 2.0 - 1e-4)  # contracted L∞ radius, the box at 1
+        return self.step_size / (2.0 - m) ** 2
 
     @torch.no_grad()
     def update(self, step: int, density_fn: SigmaFn, generator: torch.Generator | None = None) -> bool:
@@ -232,9 +319,9 @@ class OccupancyGridSampler(nn.Module):
         r = self.resolution
         ijk = torch.stack([cells // (r * r), (cells // r) % r, cells % r], -1).float()
         jitter = torch.rand(ijk.shape, generator=generator).to(dev)
-        lo, hi = self.aabb[:3], self.aabb[3:]
-        x = lo + (ijk + jitter) / r * (hi - lo)
-        value = torch.cat([density_fn(chunk).float() for chunk in x.split(1 << 16)]) * self.step_size
+        u = (ijk + jitter) / r
+        value = torch.cat([density_fn(chunk).float() for chunk in self.cell_points(u).split(1 << 16)])
+        value = value * self.cell_step(u)
         self.occupancy *= self.ema_decay
         # cells repeat after warm-up; an indexed write would keep whichever repeat's thread wrote last, which
         # made two runs with the same seed drift apart, where a max over the repeats is the same in any order

@@ -89,10 +89,10 @@ class SpikingNGPField(nn.Module):
     """
 
     def __init__(self, aabb: Tensor, neuron: str = "ternary", T: int = 2, n_levels: int = 12, log2_table: int = 16,
-                 max_resolution: int = 512, hidden: int = 64, color_hidden: int = 64, color_skip: bool = True,
-                 **neuron_kwargs) -> None:
+                 max_resolution: int | tuple[int, int, int] = 512, hidden: int = 64, color_hidden: int = 64,
+                 color_skip: bool = True, contract: bool = False, **neuron_kwargs) -> None:
         super().__init__()
-        self.box = SceneBox(aabb)
+        self.box = SceneBox(aabb, contract)
         self.encoding = HashGrid(n_levels=n_levels, log2_table=log2_table, max_resolution=max_resolution)
         self.dir_encoding = SphericalHarmonics()
         self.trunk = SpikingLinear(self.encoding.out_dim, hidden, neuron, T, **neuron_kwargs)
@@ -132,9 +132,10 @@ class SpikingNeRFField(nn.Module):
     """
 
     def __init__(self, aabb: Tensor, neuron: str = "ternary", T: int = 2, depth: int = 8, width: int = 256,
-                 skip: int = 4, pos_freqs: int = 10, dir_freqs: int = 4, **neuron_kwargs) -> None:
+                 skip: int = 4, pos_freqs: int = 10, dir_freqs: int = 4, contract: bool = False,
+                 **neuron_kwargs) -> None:
         super().__init__()
-        self.box = SceneBox(aabb)
+        self.box = SceneBox(aabb, contract)
         self.pos_encoding = PositionalEncoding(3, pos_freqs)
         self.dir_encoding = PositionalEncoding(3, dir_freqs)
         self.skip = skip

@@ -262,17 +262,17 @@ def log_spiking_stats(writer: SummaryWriter, tag: str, step: int, model: nn.Modu
     writer.add_scalar(f"{tag}/macs_per_sample", ops.macs_per_sample, step)
 
 
-def evaluate_on_test_views(phase: Phase, scene: Scene, n_views: int, writer: SummaryWriter, device: torch.device,
-                           last: StepResult) -> float:
-    """Mean PSNR of ``phase``'s model on the first ``n_views`` test views (a cheap check during training; ``eval``
-    scores every view). TensorBoard gets the PSNR, the first view's images and, for a student, its firing rates
-    at the sample points of the ``last`` batch."""
+def evaluate_on_test_views(phase: Phase, scene: Scene, n_views: int, stride: int, writer: SummaryWriter,
+                           device: torch.device, last: StepResult) -> float:
+    """Mean PSNR of ``phase``'s model on every ``stride``-th pixel of the first ``n_views`` test views (a cheap
+    check during training; ``eval`` scores every pixel of every view). TensorBoard gets the PSNR, the first
+    view's images and, for a student, its firing rates at the sample points of the ``last`` batch."""
     test = scene.splits["test"]
     views = range(min(n_views, len(test)))
     background = eval_background(scene)
     phase.model.eval()
-    images = render_split(phase.model, phase.sampler, test, background, device, views)
-    truths = [test.image(v, background.cpu()) for v in views]
+    images = render_split(phase.model, phase.sampler, test, background, device, views, stride)
+    truths = [test.image(v, background.cpu())[::stride, ::stride] for v in views]
     test_psnr = sum(psnr(image.rgb.cpu().reshape(gt.shape), gt) for image, gt in zip(images, truths, strict=True))
     test_psnr /= len(truths)
     log_images(writer, f"{phase.name}/test_view", phase.step, truths[0], images[0], scene)
@@ -283,11 +283,13 @@ def evaluate_on_test_views(phase: Phase, scene: Scene, n_views: int, writer: Sum
     return test_psnr
 
 
-def append_history(path: Path, phase: Phase, test_psnr: float) -> None:
-    """One line of ``history.jsonl``: a test PSNR against the phase's steps, rays and training seconds."""
+def append_history(path: Path, phase: Phase, test_psnr: float, stride: int, eval_seconds: float) -> None:
+    """One line of ``history.jsonl``: a test PSNR against the phase's steps, rays and training seconds, the stride
+    of the pixel grid it was measured on and the seconds spent evaluating so far in this process."""
     with path.open("a") as f:
         f.write(json.dumps({"phase": phase.name, "step": phase.step, "rays": phase.rays,
-                            "train_seconds": round(phase.train_seconds, 3), "test_psnr": round(test_psnr, 4)}) + "\n")
+                            "train_seconds": round(phase.train_seconds, 3), "test_psnr": round(test_psnr, 4),
+                            "eval_stride": stride, "eval_seconds": round(eval_seconds, 3)}) + "\n")
 
 
 class Checkpointer:
@@ -319,18 +321,31 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     checkpoints = Checkpointer(run, cfg)
     log = ProgressLog(phase, writer)
+    test = scene.splits["test"]
+    n_views = min(cfg.eval_views, len(test))
+    stride = test.grid_stride(n_views, cfg.eval_pixels)
+    grid = f"one pixel in {stride} x {stride} of " if stride > 1 else ""
+    log.bar.write(f"{phase.name}: test PSNR during training on {grid}{n_views} test view(s); "
+                  "every pixel of the test split at the end")
+    eval_seconds = 0.0
     while not phase.done:
         result = train_step(phase, batcher, kd, amp)
         phase.advance(result)
         log.step(phase, result)
         if phase.step % cfg.eval_every == 0 or phase.done:
-            test_psnr = evaluate_on_test_views(phase, scene, cfg.eval_views, writer, device, result)
-            append_history(run / HISTORY, phase, test_psnr)
+            t0 = time.perf_counter()
+            test_psnr = evaluate_on_test_views(phase, scene, n_views, stride, writer, device, result)
+            eval_seconds += time.perf_counter() - t0
+            append_history(run / HISTORY, phase, test_psnr, stride, eval_seconds)
             log.evaluated(phase, test_psnr)
         checkpoints.after_step(phase)
         if watch is not None:
             watch(phase.name, phase.step, phase.model, phase.sampler)
     log.close()
+    if eval_seconds:
+        share = eval_seconds / max(eval_seconds + phase.train_seconds, 1e-9)
+        print(f"{phase.name}: evaluation during training took {eval_seconds:.1f} s, {100 * share:.1f} % of "
+              "training and evaluation together", file=sys.stderr)
     checkpoints.save(phase, final=True)
 
 
@@ -425,18 +440,19 @@ def main(cfg: TrainConfig) -> int:
     if cfg.dry_run:
         if cfg.out is not None:
             check_new_run(Path(cfg.out))
-        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background)
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
         print(scene.summary())
         print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
               f"student {cfg.total_steps('student')}, "
               f"student: {cfg.student.neuron} T={cfg.student.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
         return 0
     if cfg.out is None:
-        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background)
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
         with hold_run(default_run_dir(scene.name), "train", create=True) as run:
             return train_run(cfg, scene, run)
     with hold_run(Path(cfg.out), "train", create=not cfg.resume) as run:
-        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, cache_dir=run / "cache")
+        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, cache_dir=run / "cache",
+                           scene_kind=cfg.scene_kind)
         return train_run(cfg, scene, run)
 
 
@@ -456,7 +472,9 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
         if not cfg.resume:
             resolved = {key: str(Path(getattr(cfg, key)).resolve()) if getattr(cfg, key) else None
                         for key in ("data", "teacher")}
-            write_json_atomic(run / RUN_CONFIG, config_json(dataclasses.replace(cfg, out=str(run), **resolved)))
+            # the kind the scene was framed as, not "auto": eval and render frame it the same way
+            saved = dataclasses.replace(cfg, out=str(run), scene_kind=scene.kind, **resolved)
+            write_json_atomic(run / RUN_CONFIG, config_json(saved))
         for note in scene.notes:
             print(f"note: {note}", file=sys.stderr)
         print(f"run directory: {run}", file=sys.stderr)

@@ -22,6 +22,7 @@ from spiknerf.config import config_from_json
 from spiknerf.errors import InputError
 from spiknerf.json_input import expect_object
 from spiknerf.nerf.camera_path import MAX_FRAMES
+from spiknerf.nerf.data.framing import KIND_CHOICES
 from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.student import StudentSettings
 
@@ -32,6 +33,9 @@ DATA, MODELS, STUDENT, DISTILLATION = "data", "models", "student neuron", "disti
 SCHEDULE, OUTPUT, DEVICE = "schedule and checkpoints", "evaluation and output", "device"
 VIEWER = "web viewer"
 
+# pixels rendered for each test PSNR during training: with at least 256 rays a step and evaluations every 500
+# steps, a few per cent of the rays the steps between two evaluations train on
+EVAL_PIXELS = 1 << 14
 _DEFAULT_STEPS = ", ".join(f"{p.name} {p.teacher_steps} + {p.student_steps}" for p in PRESETS.values())
 
 
@@ -44,6 +48,10 @@ class TrainConfig:
     downscale: int = field(default=1, metadata={"group": DATA, "help": "image downscale factor"})
     background: str = field(default="white", metadata={"group": DATA, "choices": ("white", "black", "random"),
                                                         "help": "what RGBA images are composited on"})
+    scene_kind: str = field(default="auto", metadata={
+        "group": DATA, "choices": KIND_CHOICES,
+        "help": "forward (NDC), object (a box) or unbounded (a box, space beyond it contracted); auto: as the scene "
+                "declares, else as its cameras say. The run keeps the kind it trained with"})
 
     preset: str = field(default="fast", metadata={"group": MODELS, "choices": tuple(PRESETS), "help": "field and "
                         "sampler: fast (hash grid), paper (8 x 256 NeRF MLP, coarse-to-fine) or mlp (4 x 128 NeRF "
@@ -80,6 +88,9 @@ class TrainConfig:
                                                     "help": "steps between test PSNR and TensorBoard images"})
     eval_views: int = field(default=3, metadata={"group": OUTPUT,
                                                   "help": "test views used for the PSNR during training"})
+    eval_pixels: int = field(default=EVAL_PIXELS, metadata={
+        "group": OUTPUT, "help": "at most this many pixels of those views are rendered for it, an even grid over "
+                                 "each (0: every pixel); the whole test split is evaluated at the end either way"})
     video_frames: int = field(default=60, metadata={"group": OUTPUT, "help": "frames of the final video (0: none)"})
     fps: int = field(default=24, metadata={"group": OUTPUT})
 
@@ -102,6 +113,7 @@ class TrainConfig:
             (self.checkpoint_seconds > 0, f"--checkpoint-seconds must be > 0 (got {self.checkpoint_seconds})"),
             (self.keep_checkpoints >= 1, f"--keep-checkpoints must be >= 1 (got {self.keep_checkpoints})"),
             (self.eval_every >= 1 and self.eval_views >= 1, "--eval-every and --eval-views must be >= 1"),
+            (self.eval_pixels >= 0, f"--eval-pixels must be >= 0 (got {self.eval_pixels})"),
             (0 <= self.video_frames <= MAX_FRAMES and self.fps >= 1,
              f"--video-frames must be in 0..{MAX_FRAMES} and --fps >= 1"),
             (not (self.model == "student" and self.teacher is None and self.kd),

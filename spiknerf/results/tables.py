@@ -196,6 +196,15 @@ DEFAULT_RUN_COLUMNS = [
     Column("wall_min", "whole run min", ".1f"),
 ]
 
+REALPHOTOS_COLUMNS = [
+    Column("scene", "scene"), Column("kind", "kind"), Column("steps", "steps a model"),
+    Column("teacher_psnr", "teacher PSNR", ".2f"), Column("teacher_ssim", "teacher SSIM", ".4f"),
+    Column("student_psnr", "student PSNR", ".2f"), Column("student_ssim", "student SSIM", ".4f"),
+    Column("student_minus_teacher_db", "student − teacher dB", "+.2f"),
+    Column("teacher_train_s", "teacher train s", ".0f"), Column("student_train_s", "student train s", ".0f"),
+    Column("eval_during_training_s", "eval during training s", ".0f"), Column("wall_min", "whole run min", ".1f"),
+]
+
 def _registered(row: Row) -> str:
     return f"{row['registered']} of {row['total']}"
 
@@ -257,6 +266,7 @@ def _mesh_target(r: Results) -> list[str]:
 
 TABLES: dict[str, TableSpec] = {
     "spiknerf_default_run": TableSpec(DEFAULT_RUN_COLUMNS),
+    "realphotos": TableSpec(REALPHOTOS_COLUMNS),
     "spiknerf_fast_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
     "spiknerf_fast_builtin": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
     "spiknerf_paper_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),

@@ -1,15 +1,17 @@
-"""LLFF forward-facing scenes: ``poses_bounds.npy`` with ``images/`` (and ``images_N/``).
+"""LLFF scenes: ``poses_bounds.npy`` with ``images/`` (and ``images_N/``).
 
 ``poses_bounds.npy`` holds one row of 17 numbers a view: a 3x5 matrix
 ``[R | t | (H, W, f)]`` whose rotation columns are (down, right, backwards), then
-the near and far depth bounds. Loading follows the original NeRF code's
-forward-facing path:
+the near and far depth bounds of the view's content. Loading:
 
 1. columns reordered to (right, up, backwards), the OpenGL convention;
-2. translations and bounds scaled by ``1 / (0.75 * min bound)`` so the nearest
-   content sits beyond the NDC near plane at depth 1;
-3. poses recentred on their average pose (``recenter_poses``);
-4. rays mapped to NDC (:func:`spiknerf.nerf.rays.to_ndc`), marched for ``t`` in [0, 1].
+2. each view's own (H, W, f): COLMAP may estimate a camera per photo, and a
+   file that repeats the first camera's focal length for every row reads the same;
+3. translations and bounds scaled by ``1 / min bound``, so that scenes of any
+   unit come out alike (the nearest content at depth 1);
+4. the bounds handed to the framing (:mod:`spiknerf.nerf.data.framing`), which
+   decides from the poses whether the capture is forward-facing (recentred,
+   NDC) or taken around an object; LLFF folders hold both kinds.
 
 ``--downscale N`` reads ``images_N/`` when it exists (intrinsics scaled by the
 actual image size), else area-downscales ``images/`` into the cache. Every 8th
@@ -28,37 +30,13 @@ from spiknerf.errors import InputError
 from spiknerf.limits import Budget
 from spiknerf.nerf.data.arrays import read_npy_file
 from spiknerf.nerf.data.confine import SceneFolder
+from spiknerf.nerf.data.framing import Hints
 from spiknerf.nerf.data.images import load_image_files
 from spiknerf.nerf.data.poses import MAX_COORDINATE, check_poses
-from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, make_split, scale_intrinsics
+from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, make_split
 
 FILENAME = "poses_bounds.npy"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-BOUND_MARGIN = 0.75  # the original code's bd_factor
-NDC_AABB = (-1.0, -1.0, -1.0, 1.0, 1.0, 1.0)
-
-
-def _normalize(v: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(v)
-    if not 1e-9 < norm < np.inf:  # e.g. cameras looking in directions that cancel out
-        raise InputError("the cameras have no average orientation to recentre on")
-    return v / norm
-
-
-def average_pose(c2w: np.ndarray) -> np.ndarray:
-    """``[4, 4]`` pose at the mean camera centre, looking along the summed viewing axes."""
-    z = _normalize(c2w[:, :3, 2].sum(0))
-    up = c2w[:, :3, 1].sum(0)
-    x = _normalize(np.cross(up, z))
-    y = _normalize(np.cross(z, x))
-    avg = np.eye(4)
-    avg[:3, 0], avg[:3, 1], avg[:3, 2], avg[:3, 3] = x, y, z, c2w[:, :3, 3].mean(0)
-    return avg
-
-
-def recenter(c2w: np.ndarray) -> np.ndarray:
-    """Poses ``[N, 4, 4]`` expressed relative to their average pose."""
-    return np.linalg.inv(average_pose(c2w)) @ c2w
 
 
 def image_files(scene: SceneFolder, name: str) -> list[Path]:
@@ -90,7 +68,7 @@ def read_poses_bounds(path: Path, budget: Budget) -> tuple[np.ndarray, np.ndarra
 
 
 def load_llff(folder: Path, downscale: int, cache_dir: Path, background: str, budget: Budget) -> Scene:
-    """A forward-facing LLFF scene with NDC rays."""
+    """An LLFF scene in world space, its depth bounds as hints for the framing."""
     scene = SceneFolder(folder)
     path = scene.file(FILENAME, "scene file")
     raw, bounds = read_poses_bounds(path, budget)
@@ -113,36 +91,30 @@ def load_llff(folder: Path, downscale: int, cache_dir: Path, background: str, bu
     c2w = np.concatenate([raw[:, :, 1:2], -raw[:, :, 0:1], raw[:, :, 2:4]], axis=2)
     c2w = check_poses(c2w, names, str(path)).astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):  # out-of-range poses are refused below
-        scale = 1.0 / (bounds.min() * BOUND_MARGIN)
+        scale = 1.0 / bounds.min()
         c2w[:, :3, 3] *= scale
-    try:
-        c2w = recenter(c2w)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
     if not np.abs(c2w).max() <= MAX_COORDINATE:  # also catches nan and inf
-        raise InputError(f"{path}: scaled by 1 / (0.75 x nearest bound), the poses are out of range")
+        raise InputError(f"{path}: scaled by 1 / (nearest bound), the poses are out of range")
     stack = load_image_files(files, factor, cache_dir, f"{folder.name}-{image_dir.name}", budget)
-    H, W, f = raw[0, :, 4]
-    size = stack.images.shape[1:3]
-    intrinsics = scale_intrinsics(np.array([f, f, W / 2, H / 2]), (H, W), size)
-    views = make_split(stack.images, c2w, np.tile(intrinsics, (len(files), 1)), names, ndc=True)
+    # each row has its own (H, W, focal), for images of H x W
+    H, W, f = raw[:, :, 4].T
+    h, w = stack.images.shape[1:3]
+    intrinsics = np.stack([f * w / W, f * h / H, np.full_like(f, w / 2), np.full_like(f, h / 2)], axis=1)
+    views = make_split(stack.images, c2w, intrinsics, names)
     train, test, holdout_note = hold_out(views, "LLFF has no test split")
-    notes += [
-        holdout_note,
-        f"forward-facing: poses recentred, scene scaled by {scale:.4g} (nearest bound at 1/{BOUND_MARGIN}), "
-        "rays in NDC with t in [0, 1]",
-    ]
+    notes += [holdout_note, f"poses and depth bounds scaled by {scale:.4g} (the nearest bound at 1)"]
     notes += [stack.note] if stack.note else []
     return Scene(
         name=folder.name,
         format="llff",
         splits={"train": train, "test": test},
-        aabb=torch.tensor(NDC_AABB),
+        aabb=torch.zeros(6),  # the framing sets it
         near=0.0,
         far=1.0,
         background=background,
-        ndc=True,
+        ndc=False,
         notes=notes,
         path=folder,
         downscale=downscale,
+        hints=Hints(depths=bounds[order] * scale),
     )

@@ -1,4 +1,5 @@
-"""Load a scene from disk: detect its format from the folder's contents, then read it."""
+"""Load a scene from disk: detect its format from the folder's contents, read it, then frame it
+(:mod:`spiknerf.nerf.data.framing`: forward-facing, object or unbounded)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from spiknerf.limits import Budget
 from spiknerf.nerf.data import blender, llff, ngp, npz
 from spiknerf.nerf.data.cache import user_cache_dir
 from spiknerf.nerf.data.confine import SceneFolder, shown
+from spiknerf.nerf.data.framing import KIND_CHOICES, Hints, frame_scene
 from spiknerf.nerf.data.scene import BACKGROUNDS, Scene
 
 LOADERS = {
@@ -18,6 +20,8 @@ LOADERS = {
     "npz": npz.load_npz,
 }
 FORMATS: tuple[str, ...] = tuple(LOADERS)
+# formats of synthetic scenes, whose loaders set the box: objects, whatever their cameras look like
+SYNTHETIC_FORMATS: tuple[str, ...] = ("blender", "npz")
 
 
 def detect_format(path: Path) -> tuple[str, Path]:
@@ -57,8 +61,10 @@ def load_scene(
     downscale: int = 1,
     background: str = "white",
     cache_dir: str | Path | None = None,
+    scene_kind: str = "auto",
 ) -> Scene:
-    """Read a scene, with images shrunk ``downscale`` times; raises InputError on any bad input.
+    """Read a scene, with images shrunk ``downscale`` times, framed as ``scene_kind`` (``auto``: as the scene
+    declares, else as its cameras say); raises InputError on any bad input.
 
     Downscaled images are cached under ``cache_dir`` (the user cache dir when
     None), never beside the data. Sizes are checked against
@@ -68,10 +74,16 @@ def load_scene(
         raise InputError(f"--downscale must be an integer >= 1 (got {downscale!r})")
     if background not in BACKGROUNDS:
         raise InputError(f"background must be one of {', '.join(BACKGROUNDS)} (got {background!r})")
+    if scene_kind not in KIND_CHOICES:
+        raise InputError(f"--scene-kind must be one of {', '.join(KIND_CHOICES)} (got {scene_kind!r})")
     try:
         fmt, target = detect_format(Path(path).expanduser())
         cache = Path(cache_dir) if cache_dir is not None else user_cache_dir()
         # one budget for the whole scene: every split's images and the arrays read with them
-        return LOADERS[fmt](target, downscale, cache, background, Budget())
+        scene = LOADERS[fmt](target, downscale, cache, background, Budget())
     except OSError as exc:  # what no reader anticipated (a folder without permission, a full disk for the cache)
         raise InputError(f"scene {path}: {exc.strerror or exc} ({shown(exc.filename)})") from None
+    if fmt in SYNTHETIC_FORMATS and scene.hints is None:
+        scene.hints = Hints(kind="object", aabb=scene.aabb.double().numpy(), alpha=True,
+                            near_far=(scene.near, scene.far))
+    return frame_scene(scene, scene_kind)

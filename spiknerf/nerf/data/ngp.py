@@ -25,15 +25,17 @@ from spiknerf.errors import InputError
 from spiknerf.limits import Budget
 from spiknerf.nerf.data.confine import SceneFolder, shown
 from spiknerf.nerf.data.frames import frame_images, frame_list, frame_poses, number, read_json
+from spiknerf.nerf.data.framing import SCENE_KINDS, Hints
 from spiknerf.nerf.data.images import load_image_files
 from spiknerf.nerf.data.poses import MAX_COORDINATE
-from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, make_split, scale_intrinsics
+from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, lens_distortion, make_split, scale_intrinsics
+from spiknerf.nerf.distortion import COEFFICIENTS
 from spiknerf.nerf.rays import focal_from_fov
 
 FILENAME = "transforms.json"
 NGP_SCALE, NGP_OFFSET = 0.33, 0.5
 UNSUPPORTED_MODELS = ("OPENCV_FISHEYE", "FISHEYE", "EQUIRECTANGULAR")
-DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
+FISHEYE_KEYS = ("k4",)  # OPENCV_FISHEYE's last coefficient; that model is refused, a stray k4 is noted
 
 
 def _lookup(frame: dict[str, Any], meta: dict[str, Any], key: str, path: Path, i: int) -> float | None:
@@ -112,12 +114,30 @@ def ngp_box(meta: dict[str, Any], path: Path) -> np.ndarray:
     return box
 
 
-def box_distances(centres: np.ndarray, aabb: np.ndarray) -> tuple[float, float]:
-    """Smallest distance from any camera centre to the box (0 inside), largest to a box corner."""
-    lo, hi = aabb[:3], aabb[3:]
-    outside = np.maximum(np.maximum(lo - centres, centres - hi), 0.0)
-    farthest = np.maximum(np.abs(centres - lo), np.abs(centres - hi))
-    return float(np.linalg.norm(outside, axis=1).min()), float(np.linalg.norm(farthest, axis=1).max())
+def spiknerf_block(meta: dict[str, Any], path: Path) -> tuple[str | None, np.ndarray | None]:
+    """The scene kind and world box a ``"spiknerf"`` block declares (each None when absent):
+    ``{"scene_kind": "forward" | "object" | "unbounded", "aabb": [xmin, ymin, zmin, xmax, ymax, zmax]}``."""
+    block = meta.get("spiknerf")
+    if block is None:
+        return None, None
+    if not isinstance(block, dict):
+        raise InputError(f"{path}: 'spiknerf' must be an object (got {shown(block)})")
+    unknown = sorted(set(block) - {"scene_kind", "aabb"})
+    if unknown:
+        raise InputError(f"{path}: spiknerf: unknown key {shown(unknown[0])} (expected scene_kind, aabb)")
+    kind = block.get("scene_kind")
+    if kind is not None and kind not in SCENE_KINDS:
+        raise InputError(f"{path}: spiknerf: scene_kind must be one of {', '.join(SCENE_KINDS)} (got {shown(kind)})")
+    aabb = block.get("aabb")
+    if aabb is not None:
+        values = aabb if isinstance(aabb, list) and len(aabb) == 6 else None
+        if values is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise InputError(f"{path}: spiknerf: aabb must be 6 numbers [xmin, ymin, zmin, xmax, ymax, zmax] "
+                             f"(got {shown(aabb)})")
+        aabb = np.array(values, dtype=np.float64)
+        if not np.abs(aabb).max() <= MAX_COORDINATE or not (aabb[:3] < aabb[3:]).all():
+            raise InputError(f"{path}: spiknerf: aabb {aabb.tolist()} is not a box (each min below its max, finite)")
+    return kind, aabb
 
 
 def load_ngp(folder: Path, downscale: int, cache_dir: Path, background: str, budget: Budget) -> Scene:
@@ -137,24 +157,28 @@ def load_ngp(folder: Path, downscale: int, cache_dir: Path, background: str, bud
     stack = load_image_files(files, downscale, cache_dir, f"{folder.name}-all", budget)
     intrinsics = np.stack([frame_intrinsics(frames[i], meta, path, i, stack.source_size) for i in order])
     intrinsics = scale_intrinsics(intrinsics, stack.source_size, stack.images.shape[1:3])
-    train, test, holdout_note = hold_out(make_split(stack.images, c2w, intrinsics, names), "one set of views")
-    aabb = ngp_box(meta, path)
-    near, far = box_distances(c2w[:, :3, 3].astype(np.float64), aabb)
-    notes = [holdout_note, "bounds: instant-ngp's box (scale, offset, aabb_scale); near/far span it from the cameras"]
-    distorted = [k for k in DISTORTION_KEYS if any(_lookup(f, meta, k, path, i) for i, f in enumerate(frames))]
-    if distorted:
-        notes.append(f"lens distortion ({', '.join(distorted)}) ignored: rays are pinhole")
+    coeffs = np.array([[_lookup(frames[i], meta, k, path, i) or 0.0 for k in COEFFICIENTS] for i in order])
+    distortion, lens_note = lens_distortion(coeffs, intrinsics, stack.images.shape[1:3], names, str(path))
+    views = make_split(stack.images, c2w, intrinsics, names, distortion=distortion)
+    train, test, holdout_note = hold_out(views, "one set of views")
+    kind, aabb = spiknerf_block(meta, path)
+    notes = [holdout_note]
+    notes += [lens_note] if lens_note else []
+    if any(_lookup(f, meta, k, path, i) for k in FISHEYE_KEYS for i, f in enumerate(frames)):
+        notes.append(f"lens coefficient {', '.join(FISHEYE_KEYS)} ignored (a fisheye's; the model here is OpenCV's "
+                     "radial-tangential)")
     notes += [stack.note] if stack.note else []
     return Scene(
         name=folder.name,
         format="ngp",
         splits={"train": train, "test": test},
-        aabb=torch.tensor(aabb, dtype=torch.float32),
-        near=near,
-        far=far,
+        aabb=torch.zeros(6),  # the framing sets it
+        near=0.0,
+        far=1.0,
         background=background,
         ndc=False,
         notes=notes,
         path=folder,
         downscale=downscale,
+        hints=Hints(alpha=stack.images.shape[-1] == 4, kind=kind, aabb=aabb, format_box=ngp_box(meta, path)),
     )
