@@ -13,9 +13,9 @@ COLMAP's world has an arbitrary origin, orientation and scale. Here it is moved 
 and ``aabb`` is, for objects and forward-facing scenes, the points' robust box, padded,
 in that frame; for unbounded scenes the cube ``[-1, 1]^3`` that holds the cameras (what
 lies beyond it is a background, contracted by a reader that knows how). ``scene_kind``:
-``forward`` when a share :data:`FORWARD_QUANTILE` of the cameras look within :data:`FORWARD_SPREAD_DEG` of their
-mean direction (LLFF's captures: a few degrees to about 20; cameras around an object:
-30 and more), ``unbounded`` when more than :data:`FAR_FRACTION` of the points lie
+``forward`` by the loader's own rule (:func:`spiknerf.nerf.data.framing.axis_spread` within
+:data:`~spiknerf.nerf.data.framing.FORWARD_MAX_ANGLE`), so that a processed folder and a loaded one agree,
+``unbounded`` when more than :data:`FAR_FRACTION` of the points lie
 farther from the focus than the cameras do (a background), ``object`` otherwise.
 """
 
@@ -27,12 +27,11 @@ import numpy as np
 import torch
 
 from spiknerf.nerf.camera_path import focus_point
+from spiknerf.nerf.data.framing import FORWARD_MAX_ANGLE, axis_spread
 
 SCENE_KINDS: tuple[str, ...] = ("forward", "object", "unbounded")
 PERCENTILES = (1.0, 99.0)
 PAD = 0.1
-FORWARD_SPREAD_DEG = 25.0
-FORWARD_QUANTILE = 0.9  # a few cameras turned aside do not make a forward capture all-around
 FAR_FRACTION = 0.05  # a background puts many points beyond the cameras, an object alone next to none
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])  # camera axes: y down, z forward -> y up, z backward
 
@@ -98,11 +97,7 @@ def padded(box: np.ndarray) -> np.ndarray:
 
 def detect_scene_kind(c2w: np.ndarray, points: np.ndarray) -> str:
     """``forward``, ``object`` or ``unbounded`` from where the cameras look and where the points lie."""
-    forward = -c2w[:, :3, 2]
-    mean = forward.sum(0)
-    mean /= np.linalg.norm(mean)
-    spread = float(np.degrees(np.quantile(np.arccos(np.clip(forward @ mean, -1, 1)), FORWARD_QUANTILE)))
-    if spread <= FORWARD_SPREAD_DEG:
+    if axis_spread(c2w) <= FORWARD_MAX_ANGLE:
         return "forward"
     focus = focus_point(torch.as_tensor(c2w)).double().numpy()
     camera_distance = np.linalg.norm(c2w[:, :3, 3] - focus, axis=1).max()
