@@ -327,6 +327,11 @@ TABLES: dict[str, TableSpec] = {
         Column("agreement_pct", "agree %", ".4f"), Column("readout_max_abs_diff", "readout max abs diff", ".3g"),
         Column("identical", "identical", lambda row: "yes" if row["identical"] else "no"),
     ]),
+    "cpu_contention": TableSpec([
+        Column("condition", "machine"), Column("setup", "threading"),
+        Column("seconds", "training s (upper median)", ".1f"),
+        Column("tries", "training s of each process", ".1f"), Column("x_idle", "x idle", ".2f"),
+    ]),
     "cuda_checks": TableSpec(CUDA_CHECK_COLUMNS),
     "cuda_timing": TableSpec([Column("what", "forward + backward"), Column("ms", "ms", ".3g")]),
 }

@@ -1,0 +1,23 @@
+"""The busy-machine benchmark's bookkeeping: each setup's environment, and the ratios to the idle machine."""
+
+from __future__ import annotations
+
+from spiknerf.results import contention
+
+
+def test_each_setup_starts_from_a_clean_threading_environment(monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "0")
+    assert "OMP_NUM_THREADS" not in contention._environment("default")
+    assert "GOMP_SPINCOUNT" not in contention._environment("default")
+    assert contention._environment("OMP_NUM_THREADS=1")["OMP_NUM_THREADS"] == "1"
+    assert contention._environment("OMP_WAIT_POLICY=PASSIVE")["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_rows_take_the_median_and_divide_by_the_same_setups_idle_time(monkeypatch) -> None:
+    seconds = {"idle": [10.0], "one busy loop beside it": [15.0], "two trainings at once": [18.0, 22.0]}
+    monkeypatch.setattr(contention, "measure", lambda args, setup, condition, scratch: seconds[condition])
+    rows = contention.contention_table([], ["default"], repeats=1)
+    assert [row["condition"] for row in rows] == list(contention.CONDITIONS)
+    assert [row["x_idle"] for row in rows] == [1.0, 1.5, 2.2]
+    assert rows[2]["tries"] == [18.0, 22.0]
