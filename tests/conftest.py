@@ -31,6 +31,29 @@ def smooth_image(h: int, w: int, channels: int, seed: int) -> np.ndarray:
     return np.clip(np.stack(planes, -1) * 255, 0, 255).astype(np.uint8)
 
 
+def eager_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turn off the TorchInductor kernels: the renders of tiny runs are quick, a compile is not."""
+    import spiknerf.nerf.encodings as encodings
+    import spiknerf.nerf.sampler as sampler
+    import spiknerf.neurons.dynamics as dynamics
+
+    for kernel in (encodings._encode_kernel, sampler._march_kernel, dynamics._spikes_kernel,
+                   dynamics._gradients_kernel):
+        monkeypatch.setattr(kernel, "enabled", False)
+
+
+def write_tiny_blender_scene(folder: Path) -> Path:
+    """A Blender-format scene of 3 + 2 RGBA views of 12 x 16 in ``folder``; returns ``folder``."""
+    for split, n in {"train": 3, "test": 2}.items():
+        (folder / split).mkdir(parents=True)
+        frames = []
+        for i, c2w in enumerate(orbit_c2w(n)):
+            iio.imwrite(folder / split / f"r_{i}.png", smooth_image(12, 16, 4, i))
+            frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist()})
+        (folder / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
+    return folder
+
+
 def write_png16(path: Path, image: np.ndarray) -> None:
     """A 16-bit PNG (gray, RGB or RGBA) written by hand: Pillow cannot write 16-bit colour."""
     image = np.asarray(image, dtype=">u2")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from conftest import orbit_c2w, smooth_image
+from conftest import eager_kernels, orbit_c2w, write_tiny_blender_scene
 
 from spiknerf.cli import main as cli
 from spiknerf.export.grid import sample_density
@@ -40,28 +40,12 @@ from spiknerf.neurons import LIFParameters, Surrogate, lif_multistep
 
 @pytest.fixture(autouse=True)
 def _eager_kernels(monkeypatch):
-    """No TorchInductor compiles: the renders here are tiny, a compile is not."""
-    import spiknerf.nerf.encodings as encodings
-    import spiknerf.nerf.sampler as sampler
-    import spiknerf.neurons.dynamics as dynamics
-
-    for kernel in (encodings._encode_kernel, sampler._march_kernel, dynamics._spikes_kernel,
-                   dynamics._gradients_kernel):
-        monkeypatch.setattr(kernel, "enabled", False)
+    eager_kernels(monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory) -> Path:
-    """A Blender-format scene of 3 + 2 RGBA views of 12 x 16."""
-    folder = tmp_path_factory.mktemp("scene") / "tiny"
-    for split, n in {"train": 3, "test": 2}.items():
-        (folder / split).mkdir(parents=True)
-        frames = []
-        for i, c2w in enumerate(orbit_c2w(n)):
-            iio.imwrite(folder / split / f"r_{i}.png", smooth_image(12, 16, 4, i))
-            frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist()})
-        (folder / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
-    return folder
+    return write_tiny_blender_scene(tmp_path_factory.mktemp("scene") / "tiny")
 
 
 def forge_run(path: Path, scene: Path, student: dict | None = None) -> Path:

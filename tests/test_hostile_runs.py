@@ -25,11 +25,10 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-import imageio.v3 as iio
 import pytest
 import safetensors.torch
 import torch
-from conftest import orbit_c2w, smooth_image
+from conftest import eager_kernels, orbit_c2w, write_tiny_blender_scene
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -56,28 +55,12 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st
 
 @pytest.fixture(autouse=True)
 def _eager_kernels(monkeypatch):
-    """No TorchInductor compiles: the few renders here are tiny, a compile is not."""
-    import spiknerf.nerf.encodings as encodings
-    import spiknerf.nerf.sampler as sampler
-    import spiknerf.neurons.dynamics as dynamics
-
-    for kernel in (encodings._encode_kernel, sampler._march_kernel, dynamics._spikes_kernel,
-                   dynamics._gradients_kernel):
-        monkeypatch.setattr(kernel, "enabled", False)
+    eager_kernels(monkeypatch)
 
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory) -> Path:
-    """A Blender-format scene of 3 + 2 RGBA views of 12 x 16."""
-    folder = tmp_path_factory.mktemp("scene") / "tiny"
-    for split, n in {"train": 3, "test": 2}.items():
-        (folder / split).mkdir(parents=True)
-        frames = []
-        for i, c2w in enumerate(orbit_c2w(n)):
-            iio.imwrite(folder / split / f"r_{i}.png", smooth_image(12, 16, 4, i))
-            frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist()})
-        (folder / f"transforms_{split}.json").write_text(json.dumps({"camera_angle_x": 0.7, "frames": frames}))
-    return folder
+    return write_tiny_blender_scene(tmp_path_factory.mktemp("scene") / "tiny")
 
 
 def forge_run(path: Path, scene: Path, preset: str = "mlp", step: int = 1, steps: int = 2) -> Path:
