@@ -30,12 +30,13 @@ The rules the training loop keeps (``spiknerf/nerf/train.py``):
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -48,7 +49,10 @@ from spiknerf.errors import InputError
 T = TypeVar("T")
 R = TypeVar("R")
 
-DEFAULT_TIMEOUT = 300.0  # seconds: the longest any rank may wait for the others (rank 0 loading a scene, say)
+# seconds a rank may wait for the others: while rank 0 alone loads a scene, saves, or finishes the metrics
+# (operation counts, the fold check) the others wait at their next collective. A rank that dies is noticed at
+# once (its connections close); the timeout bounds a rank that hangs.
+DEFAULT_TIMEOUT = 1800.0
 # exit code of a rank that stopped because another one failed: the launcher then reports the other one
 PEER_LOST = 3
 # what a collective says when its peer is gone or silent (gloo raises plain RuntimeErrors)
@@ -153,12 +157,12 @@ def total(*values: float) -> list[float]:
 
 def wrap(model: nn.Module) -> nn.Module:
     """``model`` for training: in a job, wrapped in DistributedDataParallel (gradients averaged over ranks; the
-    buffers are not broadcast, every rank keeps its own identical copy); alone, itself."""
+    buffers are not synchronised at each step: every rank keeps an identical copy); alone, itself."""
     if world() == 1:
         return model
     cuda = dist.get_backend() == "nccl"
     return nn.parallel.DistributedDataParallel(
-        model, device_ids=[torch.cuda.current_device()] if cuda else None, broadcast_buffers=False)
+        model, device_ids=[torch.cuda.current_device()] if cuda else None, forward_sync_buffers=False)
 
 
 def sharded(fn: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
@@ -221,6 +225,20 @@ def first_decides(fn: Callable[[], T]) -> T:
     return value
 
 
+def check_identical(what: str, tensors: Iterable[Tensor]) -> None:
+    """Refuse to go on unless ``tensors`` hold the same bytes on every rank (nothing alone): a state that all
+    ranks must share and that drifted apart is a bug to stop at, not to train on."""
+    if world() == 1:
+        return
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digests: list[Any] = [None] * world()
+    dist.all_gather_object(digests, digest.hexdigest())
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"{what} differs across the ranks of the job (sha256 {', '.join(d[:12] for d in digests)})")
+
+
 def barrier() -> None:
     """Wait until every rank has come here (nothing alone)."""
     if world() > 1:
@@ -255,12 +273,16 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     try:
         elastic_launch(config, sys.executable)("-m", "spiknerf", *argv)
     except ChildFailedError as exc:
-        failures = sorted(exc.failures.items(), key=lambda kv: (kv[1].exitcode == PEER_LOST, kv[1].timestamp))
+        # the cause, not its consequences: ranks that stopped because a peer did, or that the launcher stopped
+        consequence = (PEER_LOST, -signal.SIGTERM)
+        failures = sorted(exc.failures.items(), key=lambda kv: (kv[1].exitcode in consequence, kv[1].timestamp))
         failed_rank, failure = failures[0]
         code = failure.exitcode
         if code == 2:
             return 2
-        if code < 0:
+        if code == PEER_LOST:
+            how = f"lost the others (one stopped answering for SPIKNERF_DIST_TIMEOUT={timeout():g} s)"
+        elif code < 0:
             try:
                 how = f"was killed by {signal.Signals(-code).name}"
             except ValueError:

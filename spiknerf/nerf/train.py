@@ -434,6 +434,10 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
         if watch is not None:
             watch(phase.name, phase.step, phase.model, phase.sampler)
     log.close()
+    if distributed.world() > 1:
+        distributed.check_identical(f"{phase.name}: the occupancy grid", phase.sampler.state_dict().values())
+        distributed.check_identical(f"{phase.name}: the weights", phase.model.state_dict().values())
+        log.note(f"{phase.name}: occupancy grid and weights identical on all {distributed.world()} processes")
     if eval_seconds and writer is not None:
         share = eval_seconds / max(eval_seconds + phase.train_seconds, 1e-9)
         print(f"{phase.name}: evaluation during training took {eval_seconds:.1f} s, {100 * share:.1f} % of "
