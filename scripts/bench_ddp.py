@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="runs of each layout (throughput)")
     parser.add_argument("--layouts", nargs="+", choices=tuple(LAYOUTS), default=tuple(LAYOUTS))
     parser.add_argument("--scratch", type=Path, default=Path("runs/bench_ddp"), help="where the runs go")
+    parser.add_argument("--reuse", action="store_true", help="read the correctness runs that finished in --scratch "
+                                                             "instead of training them again")
     args = parser.parse_args()
     command = "python scripts/bench_ddp.py " + " ".join(sys.argv[1:])
     data = ["--data", str(args.data), "--downscale", str(args.downscale), "--preset", "fast"]
@@ -43,7 +45,7 @@ def main() -> None:
     correct_dir = args.scratch / "correctness"
     if args.part == "correctness":
         train_args = [*data, "--steps", str(args.steps), "--eval-every", "100", "--video-frames", "0"]
-        rows, curves, commands = correctness(train_args, correct_dir)
+        rows, curves, commands = correctness(train_args, correct_dir, args.reuse)
         settings = {"train": "spiknerf train " + " ".join(train_args)}
         write_results(Results(table="ddp_correctness", rows=rows, settings=settings, commands=commands, **meta))
         write_results(Results(table="ddp_loss_curve", rows=curves, settings=settings, commands=commands, **meta))

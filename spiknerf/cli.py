@@ -186,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from spiknerf.distributed import launch, launched
 
             if not launched():
+                getattr(cfg, "validate", lambda: None)()  # bad options are reported once, before any process starts
                 return launch(argv, cfg.nproc)
         code = job.main(cfg)
     except InputError as exc:

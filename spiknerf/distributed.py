@@ -225,6 +225,16 @@ def first_decides(fn: Callable[[], T]) -> T:
     return value
 
 
+def first_then_others(fn: Callable[[], T]) -> T:
+    """``fn()`` on every rank, rank 0's first (reading what a person gave, which rank 0 alone reports on): if it
+    raises there, the other ranks stop quietly without trying. ``fn()`` itself in a single process."""
+    if world() == 1:
+        return fn()
+    held: list[T] = []
+    first_decides(lambda: held.append(fn()))
+    return held[0] if held else fn()
+
+
 def check_identical(what: str, tensors: Iterable[Tensor]) -> None:
     """Refuse to go on unless ``tensors`` hold the same bytes on every rank (nothing alone): a state that all
     ranks must share and that drifted apart is a bug to stop at, not to train on."""
@@ -259,6 +269,7 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     """Run ``python -m spiknerf <argv>`` as ``nproc`` local ranks through torch's own launcher (as
     ``torchrun --standalone --nproc-per-node nproc``); returns the job's exit code.
 
+    Without ``OMP_NUM_THREADS`` each process gets an equal share of the cores.
     When a rank fails the launcher stops the others; the first failure is
     reported in one ``error:`` line, unless that rank already reported it
     (exit code 2: bad input).
@@ -267,6 +278,8 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # its own warnings of each stop
+    if "OMP_NUM_THREADS" not in os.environ:  # the processes share the cores (torchrun would give each one)
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
                           start_method="spawn")

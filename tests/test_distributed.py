@@ -95,8 +95,9 @@ def test_only_the_first_process_writes(two_process_run):
     assert len(iio.imread(run / "renders" / "student-orbit.mp4", plugin="pyav")) == 2  # both ranks' frames
 
 
-def test_a_run_resumes_with_another_number_of_processes(scene, two_process_run, tmp_path):
+def test_a_run_resumes_with_another_number_of_processes(two_process_run, tmp_path, monkeypatch, capsys):
     """A job of two stopped after step 2 continues in one process to the weights it would have reached."""
+    eager_kernels(monkeypatch)
     done, _ = two_process_run
     run = tmp_path / "run"
     run.mkdir()
@@ -108,9 +109,8 @@ def test_a_run_resumes_with_another_number_of_processes(scene, two_process_run, 
         name = f"{phase}-0000002.safetensors"
         (run / "checkpoints" / name).write_bytes((done / "checkpoints" / name).read_bytes())
     (run / "metrics.json").unlink()
-    job = spiknerf("train", "--out", str(run), "--resume")
-    assert job.returncode == 0, job.stderr[-3000:]
-    assert "teacher: resumed from teacher-0000002.safetensors at step 2" in job.stderr
+    assert cli(["train", "--out", str(run), "--resume"]) == 0
+    assert "teacher: resumed from teacher-0000002.safetensors at step 2" in capsys.readouterr().err
     for phase in ("teacher", "student"):
         assert_close_states(final_state(done, phase), final_state(run, phase))
 
@@ -183,3 +183,28 @@ def test_a_single_process_changes_nothing():
     assert distributed.wrap(model) is model
     assert distributed.total(3, 4.5) == [3, 4.5]
     assert list(distributed.gathered(lambda x: x * 2, [1, 2, 3])) == [2, 4, 6]
+
+
+def test_the_global_batch_option_scales_the_rays_of_a_step():
+    from spiknerf.nerf.presets import PRESETS
+
+    fast = PRESETS["fast"]
+    for spr in (1.0, 8.0, 64.0, 1e4):
+        assert fast.rays_per_batch(spr) == max(fast.min_rays, min(fast.max_rays, int(fast.target_samples / spr)))
+        assert fast.rays_per_batch(spr, fast.target_samples) == fast.rays_per_batch(spr)
+        assert fast.rays_per_batch(spr, 4 * fast.target_samples) == 4 * fast.rays_per_batch(spr)
+
+
+def test_bench_seeds_spread_over_processes_make_one_table(tmp_path, monkeypatch):
+    eager_kernels(monkeypatch)
+    args = ["bench", "classify", "--dataset", "digits", "--method", "lif", "--T", "2", "--epochs", "1", "--seeds", "3",
+            "--hidden", "16", "--threads", "1"]
+    job = spiknerf(*args, "--nproc", "2", "--json", str(tmp_path / "two.json"), "--tb",
+                   str(tmp_path / "tb2"))
+    assert job.returncode == 0, job.stderr[-2000:]
+    assert [line.split(":")[0].strip() for line in job.stdout.splitlines() if "seed" in line[:8]] == [
+        "seed 0", "seed 1", "seed 2"]  # printed once, by rank 0, in seed order
+    assert cli(args + ["--json", str(tmp_path / "one.json"), "--tb", str(tmp_path / "tb1")]) == 0
+    two, one = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("two", "one"))
+    assert two["accuracy_per_seed"] == one["accuracy_per_seed"]
+    assert sorted(p.name for p in (tmp_path / "tb2").rglob("seed*")) == ["seed0", "seed1", "seed2"]

@@ -316,7 +316,7 @@ class ProgressLog:
 
     def evaluated(self, phase: Phase, test_psnr: float) -> None:
         self.note(f"{phase.name} step {phase.step}: test PSNR {test_psnr:.2f} dB "
-                       f"({phase.train_seconds:.0f} s of training)")
+                  f"({phase.train_seconds:.0f} s of training)")
 
     def close(self) -> None:
         self.bar.close()
@@ -537,7 +537,7 @@ def main(cfg: TrainConfig) -> int:
     distributed.check_nproc(cfg.nproc)
     with distributed.session(cuda=choose_device(cfg.device).type == "cuda"):
         if cfg.resume:
-            cfg = resumed_config(cfg)
+            cfg = distributed.first_then_others(partial(resumed_config, cfg))
         data = Path(cfg.data) if cfg.data else default_scene_path()
         if cfg.dry_run:
             if distributed.is_first():
@@ -588,7 +588,7 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
     first = distributed.is_first()  # in a job rank 0 writes; every rank trains, evaluates and renders its share
     teacher = None
     if cfg.model == "student" and cfg.teacher is not None:
-        teacher = load_teacher(Path(cfg.teacher), scene, cfg, device)
+        teacher = distributed.first_then_others(partial(load_teacher, Path(cfg.teacher), scene, cfg, device))
     viewer = training_viewer(cfg, scene, run) if cfg.viewer and first else None
     try:
         if not cfg.resume and first:

@@ -47,17 +47,20 @@ def _environment(threads: int) -> dict[str, str]:
     return env | {"OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
 
 
-def train(args: Sequence[str], out: Path, processes: int, threads: int) -> tuple[subprocess.CompletedProcess, str]:
-    """Run ``spiknerf train ARGS --out OUT`` in ``processes`` processes of ``threads`` threads; returns the finished
-    process and the command as a person would type it."""
+def train(args: Sequence[str], out: Path, processes: int, threads: int, reuse: bool = False) -> str:
+    """Run ``spiknerf train ARGS --out OUT`` in ``processes`` processes of ``threads`` threads (with ``reuse``, not
+    if OUT holds a finished run); returns the command as a person would type it."""
     argv = ["train", *args, "--out", str(out)] + (["--nproc", str(processes)] if processes > 1 else [])
     command = f"OMP_NUM_THREADS={threads} OMP_WAIT_POLICY=PASSIVE spiknerf " + " ".join(argv)
+    if reuse and (out / "metrics.json").is_file():
+        print(f"reusing {out}", file=sys.stderr, flush=True)
+        return command
     print(command, file=sys.stderr, flush=True)
     job = subprocess.run([sys.executable, "-m", "spiknerf", *argv], env=_environment(threads), capture_output=True,
                          text=True)
     if job.returncode != 0:
         raise RuntimeError(f"{command} failed ({job.returncode}): {job.stderr[-2000:]}")
-    return job, command
+    return command
 
 
 def _final(run: Path, phase: str) -> dict[str, Any]:
@@ -73,12 +76,15 @@ def loss_curve(run: Path, phase: str) -> dict[int, float]:
     return {e.step: e.value for e in events.Scalars(f"{phase}/loss")}
 
 
-def correctness(train_args: Sequence[str], scratch: Path) -> tuple[list[dict], list[dict], list[str]]:
-    """Rows of the correctness table (one a phase) and of the loss-curve table, and the commands run."""
-    one, two = scratch / "one-process", scratch / "two-processes"
-    _, first = train(train_args, one, 1, 1)
-    job, second = train(train_args, two, 2, 1)
-    metrics = [json.loads((run / "metrics.json").read_text()) for run in (one, two)]
+def correctness(train_args: Sequence[str], scratch: Path, reuse: bool) -> tuple[list[dict], list[dict], list[str]]:
+    """Rows of the correctness table (one a phase) and of the loss-curve table, and the commands run. A third run,
+    one process with the next seed, shows how far runs differ by their seed alone."""
+    one, two, other = scratch / "one-process", scratch / "two-processes", scratch / "one-process-seed1"
+    seed = int(train_args[list(train_args).index("--seed") + 1]) if "--seed" in train_args else 0
+    first = train(train_args, one, 1, 1, reuse)
+    second = train(train_args, two, 2, 1, reuse)
+    third = train([*train_args, "--seed", str(seed + 1)], other, 1, 1, reuse)
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in (one, two, other)]
     rows, curves = [], []
     for phase in ("teacher", "student"):
         a, b = _final(one, phase), _final(two, phase)
@@ -86,16 +92,20 @@ def correctness(train_args: Sequence[str], scratch: Path) -> tuple[list[dict], l
         rows.append({
             "phase": phase, "psnr_1": metrics[0][phase]["psnr"], "psnr_2": metrics[1][phase]["psnr"],
             "psnr_diff": metrics[1][phase]["psnr"] - metrics[0][phase]["psnr"],
+            "psnr_1_next_seed": metrics[2][phase]["psnr"],
+            "seed_diff": metrics[2][phase]["psnr"] - metrics[0][phase]["psnr"],
             "ssim_1": metrics[0][phase]["ssim"], "ssim_2": metrics[1][phase]["ssim"],
             "weights_max_abs_diff": weights,
             "grid_cells_differing": int((a["sampler"]["binary"] != b["sampler"]["binary"]).sum()),
             "grid_cells": int(a["sampler"]["binary"].numel()),
-            "ranks_identical": f"{phase}: occupancy grid and weights identical on all 2 processes" in job.stdout,
+            # a job saves a model's final checkpoint only once every rank has shown the same grid and weights
+            "ranks_identical": latest_checkpoint(two, phase).name.startswith(f"{phase}-final"),
             "rays_1": a["rays"], "rays_2": b["rays"],
         })
-        c1, c2 = loss_curve(one, phase), loss_curve(two, phase)
-        curves += [{"phase": phase, "step": s, "loss_1": c1[s], "loss_2": c2.get(s)} for s in sorted(c1)]
-    return rows, curves, [first, second]
+        c1, c2, c3 = (loss_curve(run, phase) for run in (one, two, other))
+        curves += [{"phase": phase, "step": s, "loss_1": c1[s], "loss_2": c2.get(s), "loss_1_next_seed": c3.get(s)}
+                   for s in sorted(c1)]
+    return rows, curves, [first, second, third]
 
 
 def throughput(train_args: Sequence[str], scratch: Path, layouts: Sequence[str],
@@ -107,7 +117,7 @@ def throughput(train_args: Sequence[str], scratch: Path, layouts: Sequence[str],
         tries = []
         for k in range(repeats):
             out = scratch / f"{processes}x{threads}-{k}"
-            _, command = train(train_args, out, processes, threads)
+            command = train(train_args, out, processes, threads)
             state = _final(out, "teacher")
             tries.append(state["step"] / state["train_seconds"])
             commands.append(command)

@@ -334,7 +334,8 @@ TABLES: dict[str, TableSpec] = {
     ]),
     "ddp_correctness": TableSpec([
         Column("phase", "model"), Column("psnr_1", "PSNR, 1 process", ".3f"),
-        Column("psnr_2", "PSNR, 2 processes", ".3f"), Column("psnr_diff", "difference dB", "+.4f"),
+        Column("psnr_2", "PSNR, 2 processes", ".3f"), Column("psnr_diff", "difference dB", "+.3f"),
+        Column("seed_diff", "1 process, next seed: difference dB", "+.3f"),
         Column("weights_max_abs_diff", "weights max abs diff", ".2g"),
         Column("grid_cells_differing", "grid cells differing (1 vs 2)", lambda row: f"{row['grid_cells_differing']}"
                f" of {row['grid_cells']}"),
@@ -344,6 +345,7 @@ TABLES: dict[str, TableSpec] = {
     "ddp_loss_curve": TableSpec([
         Column("phase", "model"), Column("step", "step"), Column("loss_1", "training loss, 1 process", ".5f"),
         Column("loss_2", "training loss, 2 processes", ".5f"),
+        Column("loss_1_next_seed", "1 process, next seed", ".5f"),
     ]),
     "ddp_throughput": TableSpec([
         Column("layout", "processes x threads"), Column("steps_per_second", "teacher steps/s (upper median)", ".2f"),
