@@ -37,7 +37,7 @@ import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TypeVar
 
 import torch
@@ -116,16 +116,14 @@ def session(cuda: bool) -> Iterator[None]:
         raise InputError(f"cannot join the torch.distributed job: {str(exc)[:300]}") from None
     try:
         yield
-    except Exception as exc:
+    except Exception as exc:  # the group stays up until the process has reported and exits
         if not _peer_lost(exc):
             raise
         if "TORCHELASTIC_RUN_ID" not in os.environ:
             print(f"error: rank {rank()}: another process of the job failed or stopped answering "
                   f"({str(exc).splitlines()[0][:200]})", file=sys.stderr)
         raise SystemExit(PEER_LOST) from None
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    dist.destroy_process_group()
 
 
 def _device() -> torch.device:
@@ -221,6 +219,10 @@ def first_decides(fn: Callable[[], T]) -> T:
     dist.broadcast_object_list(box, src=0)
     status, value = box[0]
     if status != "ok":
+        # rank 0 is reporting its error: leave once it has gone (its connections close as it exits), so that a
+        # launcher sees its failure first
+        with suppress(Exception):
+            dist.barrier()
         raise SystemExit(PEER_LOST)
     return value
 
@@ -302,6 +304,7 @@ def launch(argv: Sequence[str], nproc: int) -> int:
                 how = f"was killed by signal {-code}"
         else:
             how = f"exited with code {code}"
-        print(f"error: rank {failed_rank} of {nproc} (pid {failure.pid}) {how}; the job stopped", file=sys.stderr)
+        # on a line of its own: rank 0's progress bar may have been left mid-line
+        print(f"\nerror: rank {failed_rank} of {nproc} (pid {failure.pid}) {how}; the job stopped", file=sys.stderr)
         return 1
     return 0
