@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 from spiknerf.paths import SHARED_DATA
@@ -52,7 +53,8 @@ def main() -> None:
     else:
         train_args = [*data, "--model", "teacher", "--steps", str(args.steps), "--eval-every", "100000",
                       "--eval-views", "1", "--video-frames", "0"]
-        rows, commands = throughput(train_args, args.scratch / "throughput", args.layouts, args.repeats)
+        with tempfile.TemporaryDirectory(dir=args.scratch) as runs:
+            rows, commands = throughput(train_args, Path(runs), args.layouts, args.repeats)
         settings = {"train": "spiknerf train " + " ".join(train_args), "repeats": args.repeats}
         write_results(Results(table="ddp_throughput", rows=rows, settings=settings, commands=commands, **meta))
         comm, probe = communication(correct_dir / "two-processes", repeats=20)
