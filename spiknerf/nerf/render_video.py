@@ -65,8 +65,8 @@ def render_path(model: nn.Module, sampler: nn.Module, path: CameraPath,
     cameras = list(zip(path.c2w, path.intrinsics, strict=True))
     frame = partial(render_frame, model, sampler, path, ndc_camera=ndc_camera, background=background, near=near,
                     far=far, device=device, depth=depth)
-    return tqdm(distributed.gathered(frame, cameras), total=len(cameras), desc="render", file=sys.stderr,
-                dynamic_ncols=True, disable=not distributed.is_first())
+    yield from tqdm(distributed.gathered(frame, cameras), total=len(cameras), desc="render", file=sys.stderr,
+                    dynamic_ncols=True, disable=not distributed.is_first())
 
 
 def render_frame(model: nn.Module, sampler: nn.Module, path: CameraPath, camera: tuple[torch.Tensor, torch.Tensor],
