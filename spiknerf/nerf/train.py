@@ -55,6 +55,7 @@ HISTORY = "history.jsonl"
 MAX_HISTORY_BYTES = 64 << 20
 SCALARS_EVERY = 25  # steps between TensorBoard scalars
 SPIKE_STATS_SAMPLES = 4096  # sample points of the last batch that firing statistics are counted on
+VIDEO_RAYS = 1 << 20  # rays of the final video in all: 60 frames of the built-in scene fit whole
 
 # what sees the model after each step (the web viewer): (phase, step, model, sampler)
 Watcher = Callable[[str, int, nn.Module, nn.Module], None]
@@ -486,7 +487,11 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
     print(format_table(metrics))
     if cfg.video_frames:
         shown = "student" if cfg.model != "teacher" else "teacher"
-        print(f"video: {render_video(run, model=shown, frames=cfg.video_frames, fps=cfg.fps)}", file=sys.stderr)
+        # a preview: photos' frames are downscaled to VIDEO_RAYS in all (spiknerf render renders full size);
+        # forward-facing captures spiral in front of their cameras, where an orbit would leave what they saw
+        video = render_video(run, model=shown, path="spiral" if scene.ndc else "orbit", frames=cfg.video_frames,
+                             fps=cfg.fps, max_rays=VIDEO_RAYS)
+        print(f"video: {video}", file=sys.stderr)
     return 0
 
 
