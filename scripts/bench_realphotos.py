@@ -55,7 +55,8 @@ PANEL = 256  # frames' panels are at most this wide, so that the PNGs in the doc
 
 def forward_subset(src: Path, dst: Path, k: int, long_side: int) -> Path:
     """An LLFF folder of the ``k`` views of ``src`` whose optical axes lie tightest around their mean, their
-    images area-downscaled to ``long_side`` pixels across."""
+    images area-downscaled to ``long_side`` pixels across (as PNGs of the same names), with the cameras of
+    ``src``'s COLMAP model."""
     if (dst / "poses_bounds.npy").exists():
         return dst
     rows = np.load(src / "poses_bounds.npy")
@@ -71,11 +72,14 @@ def forward_subset(src: Path, dst: Path, k: int, long_side: int) -> Path:
     assert best is not None
     names = sorted(p for p in (src / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     (dst / "images").mkdir(parents=True)
-    for j, i in enumerate(best[1]):
+    for i in best[1]:
         image = Image.open(names[i]).convert("RGB")
         scale = long_side / max(image.size)
         image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BOX)
-        image.save(dst / "images" / f"{j:03d}.png")
+        image.save(dst / "images" / f"{names[i].stem}.png")
+    (dst / "sparse" / "0").mkdir(parents=True)
+    for model in ("cameras.bin", "images.bin"):
+        shutil.copyfile(src / "sparse" / "0" / model, dst / "sparse" / "0" / model)
     np.save(dst / "poses_bounds.npy", rows[best[1]])
     return dst
 
