@@ -62,12 +62,16 @@ Watcher = Callable[[str, int, nn.Module, nn.Module], None]
 
 
 class Batcher:
-    """Random training rays across all pixels of all training views."""
+    """Random training rays across all pixels of all training views, rendered over a random background where the
+    images are transparent (to learn transparency, not one background colour) or are photos of a real capture
+    (``opaque``: nothing in them is background, so any light a ray lets through is an error; over a constant
+    white, the fast preset's colour saturated to black and the views were fitted in grey, lit by the
+    background through half-transparent density)."""
 
-    def __init__(self, split: Split, device: torch.device, generator: torch.Generator) -> None:
+    def __init__(self, split: Split, device: torch.device, generator: torch.Generator, opaque: bool = False) -> None:
         self.split, self.device, self.generator = split, device, generator
         self.pixels_per_view = split.height * split.width
-        self.random_background = split.channels == 4  # learn transparency, not one background colour
+        self.random_background = split.channels == 4 or opaque
 
     def draw(self, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """origins, dirs, view dirs, target colours and backgrounds of ``n`` random rays."""
@@ -317,7 +321,7 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     """Train one model to ``phase.steps`` steps, distilled from ``teacher`` if given: each step is logged; every
     ``--eval-every`` steps and at the last the model is scored on test views; checkpoints follow their clock;
     ``watch`` (the web viewer) sees the model after each step."""
-    batcher = Batcher(scene.splits["train"], device, phase.generator)
+    batcher = Batcher(scene.splits["train"], device, phase.generator, opaque=scene.kind in ("forward", "unbounded"))
     kd = None if teacher is None else Distillation(teacher, cfg.kd_sigma, cfg.kd_color)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     checkpoints = Checkpointer(run, cfg)
@@ -369,7 +373,7 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
     if teacher is not None:
         sampler.load_state_dict(teacher.sampler.state_dict())
         inherit_encoding(model, teacher.model)
-    phase = Phase(name, model.to(device), sampler, preset, cfg.total_steps(name), seed)
+    phase = Phase(name, model.to(device), sampler, preset, cfg.total_steps(name, scene.kind), seed)
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
         phase.load(ckpt, load_checkpoint(ckpt))
@@ -443,8 +447,8 @@ def main(cfg: TrainConfig) -> int:
             check_new_run(Path(cfg.out))
         scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
         print(scene.summary())
-        print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
-              f"student {cfg.total_steps('student')}, "
+        print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher', scene.kind)}, "
+              f"student {cfg.total_steps('student', scene.kind)}, "
               f"student: {cfg.student.neuron} T={cfg.student.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
         return 0
     if cfg.out is None:
