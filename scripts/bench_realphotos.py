@@ -8,12 +8,13 @@ Scenes (``../shared/data/real``, see its README.md):
   the same photos with the lens coefficients taken out of ``transforms.json`` (rays as if pinhole);
 * ``cup``: all 77 photos around the cup at 200 x 150 (``images_4/``).
 
-Each scene is one ``spiknerf train`` in a fresh process, timed end to end, with ``--steps`` steps per model (the
-default budget does not fit the shared CPU), the teacher alone with ``--teacher-only``. Rows go to
+Each scene is one ``spiknerf train`` in a fresh process, timed end to end without its video: the default job's
+steps, or ``--steps`` a model (the object scenes' default budget does not fit the shared CPU), the teacher alone
+with ``--teacher-only``. Rows go to
 ``docs/results/realphotos.json``, one per finished run under ``--runs`` (kept, so that scenes can be run one at a
 time):
 
-    python scripts/bench_realphotos.py --only cup-ff --steps 300
+    python scripts/bench_realphotos.py --only cup-ff
     python scripts/bench_realphotos.py --only fox fox-pinhole cup --steps 300 --teacher-only
 
 Each finished run also gets a frame in ``docs/images/``: its first test view, the photo beside what the
@@ -128,7 +129,9 @@ def row(name: str, run: Path) -> dict:
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     eval_s = sum(max((h["eval_seconds"] for h in history if h["phase"] == p), default=0.0)
                  for p in ("teacher", "student"))
-    return {"scene": LABELS[name], "kind": config["scene_kind"], "steps": teacher["steps"],
+    steps = teacher["steps"] if not student or student["steps"] == teacher["steps"] else \
+        f"{teacher['steps']} + {student['steps']}"
+    return {"scene": LABELS[name], "kind": config["scene_kind"], "steps": steps,
             "teacher_psnr": teacher["psnr"], "teacher_ssim": teacher["ssim"],
             "student_psnr": student and student["psnr"], "student_ssim": student and student["ssim"],
             "student_minus_teacher_db": student and student["psnr"] - teacher["psnr"],
@@ -177,7 +180,7 @@ def frames(runs: dict[str, Path]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=SCENES, help="scenes to run now (default: all)")
-    parser.add_argument("--steps", type=int, default=300, help="training steps per model")
+    parser.add_argument("--steps", type=int, help="training steps per model (default: the default job's)")
     parser.add_argument("--teacher-only", action="store_true", help="train the teacher alone (no student)")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-realphotos"), help="where the runs go")
     parser.add_argument("--no-frames", action="store_true", help="leave the frames in docs/images as they are")
@@ -187,9 +190,10 @@ def main() -> None:
     code = code_version()
     for name in args.only or SCENES:
         model = ["--model", "teacher"] if args.teacher_only else []
-        out = args.runs / (f"{name}-steps{args.steps}" + ("-teacher" if args.teacher_only else ""))
+        steps = ["--steps", str(args.steps)] if args.steps else []
+        out = args.runs / (f"{name}-steps{args.steps or 'default'}" + ("-teacher" if args.teacher_only else ""))
         out.parent.mkdir(parents=True, exist_ok=True)
-        train([*scene_args(name, args.runs), "--steps", str(args.steps), *model, "--video-frames", "0"], out)
+        train([*scene_args(name, args.runs), *steps, *model, "--video-frames", "0"], out)
     rows, commands, newest = [], [], {}
     for name in SCENES:  # every finished run, this invocation's and earlier ones'
         for run in sorted(args.runs.glob(f"{name}-steps*")):
