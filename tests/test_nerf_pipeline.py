@@ -313,3 +313,19 @@ def test_bad_input_is_one_error_line_and_exit_2(args, capsys):
     assert cli(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_photos_of_a_real_capture_train_over_a_random_background_and_keep_their_colours():
+    import numpy as np
+
+    from spiknerf.nerf.data.scene import make_split
+    from spiknerf.nerf.train import Batcher
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 6, 8, 3), dtype=np.uint8)
+    split = make_split(images, np.eye(4)[None].repeat(2, 0), np.array([[10.0, 10.0, 4.0, 3.0]] * 2), ["a", "b"])
+    draws = {}
+    for opaque in (False, True):
+        *_, target, background = Batcher(split, torch.device("cpu"), torch.Generator().manual_seed(1), opaque).draw(64)
+        draws[opaque] = target, background
+    assert torch.equal(draws[False][1], torch.ones(64, 3)) and draws[True][1].std() > 0.2
+    assert torch.equal(draws[False][0], draws[True][0])  # the same rays' photo colours: nothing shows through
