@@ -8,7 +8,7 @@ maps pixels to its box differently:
   y, so a pixel is ``2 / W`` wide there, and the box that all training rays
   cross (wider than ``[-1, 1]``: the other cameras look elsewhere) gets as many
   cells per axis as pixels fit across it; depth (NDC z, even in disparity) gets
-  :data:`NDC_DEPTH_CELLS` cells per unit, the density of the march's samples.
+  :data:`NDC_DEPTH_CELLS` cells per unit, twice the density of the march's samples.
 * ``object``: the grid's own resolution across the box, as before.
 * ``unbounded``: the box fills the middle half of the contracted cube, so the
   grid gets twice the resolution to keep the box's.
