@@ -8,13 +8,18 @@ Scenes (``../shared/data/real``, see its README.md):
   the same photos with the lens coefficients taken out of ``transforms.json`` (rays as if pinhole);
 * ``cup``: all 77 photos around the cup at 200 x 150 (``images_4/``).
 
-Each scene is one ``spiknerf train`` in a fresh process, timed end to end, with ``--steps`` steps per model (the
-default budget does not fit the shared CPU), the teacher alone with ``--teacher-only``. Rows go to
+Each scene is one ``spiknerf train`` in a fresh process, timed end to end without its video: the default job's
+steps, or ``--steps`` a model (the object scenes' default budget does not fit the shared CPU), the teacher alone
+with ``--teacher-only``. Rows go to
 ``docs/results/realphotos.json``, one per finished run under ``--runs`` (kept, so that scenes can be run one at a
 time):
 
-    python scripts/bench_realphotos.py --only cup-ff --steps 300
+    python scripts/bench_realphotos.py --only cup-ff
     python scripts/bench_realphotos.py --only fox fox-pinhole cup --steps 300 --teacher-only
+
+Each finished run also gets a frame in ``docs/images/``: its first test view, the photo beside what the
+teacher and the student render (``realphotos-<scene>.png``), and for the fox the photo beside the teachers
+with the lens handled and ignored (``realphotos-fox-lens.png``).
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
+from spiknerf.nerf.evaluate import render_split
+from spiknerf.nerf.run import eval_background, load_model, open_scene, read_config
 from spiknerf.paths import REAL_SCENES as REAL
 from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
@@ -42,11 +50,14 @@ LABELS = {"cup-ff": "cup, forward-facing subset", "fox": "fox, lens distortion h
           "fox-pinhole": "fox, lens distortion ignored", "cup": "cup, all around"}
 BENCH = "bench.json"
 CONDITIONS = "each run in a fresh process, one after the other, on a CPU shared with other jobs"
+IMAGES = Path("docs/images")
+PANEL = 256  # frames' panels are at most this wide, so that the PNGs in the docs stay small
 
 
 def forward_subset(src: Path, dst: Path, k: int, long_side: int) -> Path:
     """An LLFF folder of the ``k`` views of ``src`` whose optical axes lie tightest around their mean, their
-    images area-downscaled to ``long_side`` pixels across."""
+    images area-downscaled to ``long_side`` pixels across (as PNGs of the same names), with the cameras of
+    ``src``'s COLMAP model."""
     if (dst / "poses_bounds.npy").exists():
         return dst
     rows = np.load(src / "poses_bounds.npy")
@@ -62,11 +73,14 @@ def forward_subset(src: Path, dst: Path, k: int, long_side: int) -> Path:
     assert best is not None
     names = sorted(p for p in (src / "images").iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     (dst / "images").mkdir(parents=True)
-    for j, i in enumerate(best[1]):
+    for i in best[1]:
         image = Image.open(names[i]).convert("RGB")
         scale = long_side / max(image.size)
         image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BOX)
-        image.save(dst / "images" / f"{j:03d}.png")
+        image.save(dst / "images" / f"{names[i].stem}.png")
+    (dst / "sparse" / "0").mkdir(parents=True)
+    for model in ("cameras.bin", "images.bin"):
+        shutil.copyfile(src / "sparse" / "0" / model, dst / "sparse" / "0" / model)
     np.save(dst / "poses_bounds.npy", rows[best[1]])
     return dst
 
@@ -115,41 +129,87 @@ def row(name: str, run: Path) -> dict:
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     eval_s = sum(max((h["eval_seconds"] for h in history if h["phase"] == p), default=0.0)
                  for p in ("teacher", "student"))
-    return {"scene": LABELS[name], "kind": config["scene_kind"], "steps": teacher["steps"],
+    steps = teacher["steps"] if not student or student["steps"] == teacher["steps"] else \
+        f"{teacher['steps']} + {student['steps']}"
+    return {"scene": LABELS[name], "kind": config["scene_kind"], "steps": steps,
             "teacher_psnr": teacher["psnr"], "teacher_ssim": teacher["ssim"],
             "student_psnr": student and student["psnr"], "student_ssim": student and student["ssim"],
             "student_minus_teacher_db": student and student["psnr"] - teacher["psnr"],
             "teacher_train_s": teacher["train_seconds"], "student_train_s": student and student["train_seconds"],
-            "eval_during_training_s": eval_s, "wall_min": bench["seconds"] / 60}
+            "eval_during_training_s": eval_s, "samples_per_ray": teacher["samples_per_ray"],
+            "teacher_view_s": teacher["seconds_per_view"], "student_view_s": student and student["seconds_per_view"],
+            "wall_min": bench["seconds"] / 60}
+
+
+def test_view(run: Path, phases: tuple[str, ...], view: int = 0) -> list[np.ndarray]:
+    """Test view ``view`` of a finished run: the photo, then each phase's rendering, as uint8 ``[H, W, 3]``."""
+    config = read_config(run)
+    scene = open_scene(run, config, read_only=True)
+    test, background = scene.splits["test"], eval_background(scene)
+    photo = test.image(view, background)
+    panels = [photo]
+    for phase in phases:
+        model, sampler, _ = load_model(run, phase, config, scene, torch.device("cpu"))
+        image = render_split(model, sampler, test, background, torch.device("cpu"), [view])[0]
+        panels.append(image.rgb.reshape(photo.shape).clamp(0, 1))
+    return [(p.numpy() * 255).round().astype(np.uint8) for p in panels]
+
+
+def save_strip(panels: list[np.ndarray], path: Path) -> None:
+    """The panels side by side, each downscaled to at most ``PANEL`` pixels across, as a PNG."""
+    h, w = panels[0].shape[:2]
+    scale = min(1.0, PANEL / w)
+    size = (round(w * scale), round(h * scale))
+    strip = np.concatenate([np.asarray(Image.fromarray(p).resize(size, Image.BOX)) for p in panels], axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(strip).save(path, optimize=True)
+    print(f"wrote {path}")
+
+
+def frames(runs: dict[str, Path]) -> None:
+    """The docs' frames of the finished runs (the newest run of each scene)."""
+    for name, run in runs.items():
+        phases = ("teacher", "student") if (run / "checkpoints").is_dir() and any(
+            f.name.startswith("student-") for f in (run / "checkpoints").iterdir()) else ("teacher",)
+        save_strip(test_view(run, phases), IMAGES / f"realphotos-{name}.png")
+    if "fox" in runs and "fox-pinhole" in runs:
+        lens = test_view(runs["fox"], ("teacher",)) + test_view(runs["fox-pinhole"], ("teacher",))[1:]
+        save_strip(lens, IMAGES / "realphotos-fox-lens.png")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="*", choices=SCENES, help="scenes to run now (default: all)")
-    parser.add_argument("--steps", type=int, default=300, help="training steps per model")
+    parser.add_argument("--steps", type=int, help="training steps per model (default: the default job's)")
     parser.add_argument("--teacher-only", action="store_true", help="train the teacher alone (no student)")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-realphotos"), help="where the runs go")
+    parser.add_argument("--no-frames", action="store_true", help="leave the frames in docs/images as they are")
     args = parser.parse_args()
     if not REAL.is_dir():
         raise SystemExit(f"{REAL} not found: the real captures are needed")
     code = code_version()
     for name in args.only or SCENES:
         model = ["--model", "teacher"] if args.teacher_only else []
-        out = args.runs / (f"{name}-steps{args.steps}" + ("-teacher" if args.teacher_only else ""))
+        steps = ["--steps", str(args.steps)] if args.steps else []
+        out = args.runs / (f"{name}-steps{args.steps or 'default'}" + ("-teacher" if args.teacher_only else ""))
         out.parent.mkdir(parents=True, exist_ok=True)
-        train([*scene_args(name, args.runs), "--steps", str(args.steps), *model, "--video-frames", "0"], out)
-    rows, commands = [], []
+        train([*scene_args(name, args.runs), *steps, *model, "--video-frames", "0"], out)
+    rows, commands, newest = [], [], {}
     for name in SCENES:  # every finished run, this invocation's and earlier ones'
         for run in sorted(args.runs.glob(f"{name}-steps*")):
             if (run / BENCH).exists():
                 rows.append(row(name, run))
                 commands.append(json.loads((run / BENCH).read_text())["command"])
+                if name not in newest or (run / BENCH).stat().st_mtime > (newest[name] / BENCH).stat().st_mtime:
+                    newest[name] = run
     prov = provenance("python " + " ".join(["scripts/bench_realphotos.py", *sys.argv[1:]]), conditions=CONDITIONS,
                       code=code)
     write_results(Results(table="realphotos", rows=rows, settings={"preset": "fast", "seed": 0},
                           commands=commands, **prov))
     for doc in regenerate():
         print(f"regenerated {doc}")
+    if not args.no_frames:
+        frames(newest)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,38 @@ def test_a_refresh_that_probes_a_cell_twice_keeps_its_largest_probe():
     assert torch.equal(sampler.occupancy, expected)
 
 
+class OpaqueBlobs:
+    """``blob_field`` as a field module (callable, with a ``density``), dense enough that rays are spent early:
+    samples behind its surfaces are dropped."""
+
+    def density(self, x: torch.Tensor) -> torch.Tensor:
+        return 300.0 * blob_density(x)
+
+    def __call__(self, x: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.density(x), blob_field(x, d)[1]
+
+
+@pytest.mark.parametrize("contract", [False, True])
+def test_shading_while_marching_renders_exactly_what_density_then_composite_does(contract):
+    torch.manual_seed(3)
+    n = 96
+    origins = torch.randn(n, 3)
+    origins = 4.0 * origins / origins.norm(dim=-1, keepdim=True)
+    dirs = torch.randn(n, 3) * 0.3 - origins
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    view_dirs = torch.nn.functional.normalize(dirs + 0.3 * torch.randn(n, 3), dim=-1)  # as NDC scenes have
+    sampler = OccupancyGridSampler(AABB, 2.0, 40.0 if contract else 6.0, 0.02, resolution=32, occ_thre=0.0,
+                                   contract=contract)
+    field = OpaqueBlobs()
+    sampler.update(0, field.density)
+    plain = render_rays(field, sampler, origins, dirs, torch.ones(3), view_dirs=view_dirs)
+    shaded = render_rays(field, sampler, origins, dirs, torch.ones(3), view_dirs=view_dirs, shade=True)
+    assert shaded.samples.sigmas is not None and plain.samples.sigmas is None
+    assert len(plain.samples) > 0 and torch.equal(plain.samples.t_starts, shaded.samples.t_starts)
+    for a, b in ((plain.rgb, shaded.rgb), (plain.depth, shaded.depth), (plain.sigmas, shaded.sigmas)):
+        assert torch.equal(a, b)
+
+
 def test_front_to_back_density_rounds_keep_exactly_the_single_pass_samples():
     torch.manual_seed(2)
     n = 128
@@ -281,3 +313,19 @@ def test_bad_input_is_one_error_line_and_exit_2(args, capsys):
     assert cli(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+def test_photos_of_a_real_capture_train_over_a_random_background_and_keep_their_colours():
+    import numpy as np
+
+    from spiknerf.nerf.data.scene import make_split
+    from spiknerf.nerf.train import Batcher
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 6, 8, 3), dtype=np.uint8)
+    split = make_split(images, np.eye(4)[None].repeat(2, 0), np.array([[10.0, 10.0, 4.0, 3.0]] * 2), ["a", "b"])
+    draws = {}
+    for opaque in (False, True):
+        *_, target, background = Batcher(split, torch.device("cpu"), torch.Generator().manual_seed(1), opaque).draw(64)
+        draws[opaque] = target, background
+    assert torch.equal(draws[False][1], torch.ones(64, 3)) and draws[True][1].std() > 0.2
+    assert torch.equal(draws[False][0], draws[True][0])  # the same rays' photo colours: nothing shows through

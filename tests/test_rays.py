@@ -144,3 +144,20 @@ def test_transforms_json_lens_distortion_reaches_the_rays(ngp_scene, tmp_path):
     bent = train.rays(torch.zeros(2, dtype=torch.long), ys, xs)[1]
     straight = pixel_rays(train.c2w[0], train.intrinsics[0], xs, ys)[1]
     assert not torch.allclose(bent, straight)
+
+
+def test_a_camera_path_within_a_ray_budget_sees_the_same_field_of_view():
+    from spiknerf.nerf.camera_path import CameraPath
+    from spiknerf.nerf.rays import frame_rays
+
+    c2w = torch.eye(4)[None].repeat(60, 1, 1)
+    intrinsics = torch.tensor([[420.0, 410.0, 252.0, 189.0]]).repeat(60, 1)
+    path = CameraPath(c2w, intrinsics, 504, 378)
+    small = path.within(1 << 20)
+    assert 60 * small.width * small.height <= 1 << 20 and small.width < 504
+    assert abs(small.width / small.height - 504 / 378) < 0.02
+    corners = lambda p: frame_rays(p.c2w[0], p.intrinsics[0], p.width, p.height)[1].reshape(  # noqa: E731
+        p.height, p.width, 3)[[0, 0, -1, -1], [0, -1, 0, -1]]
+    # the corner pixels' rays agree within the larger pixel's angle: the frame is downscaled, not cropped
+    assert torch.allclose(corners(small), corners(path), atol=1.5 * 504 / small.width / 420)
+    assert path.within(60 * 504 * 378) is path

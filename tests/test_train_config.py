@@ -84,3 +84,13 @@ def test_a_config_outside_every_layout_is_refused_naming_the_file(values, words)
     with pytest.raises(InputError, match="^run/config.json: ") as info:
         config_from_saved(values, "run/config.json")
     assert words in str(info.value)
+
+
+def test_a_forward_facing_capture_gets_its_own_default_budget_unless_steps_is_given(llff_scene, tmp_path, capsys):
+    assert (TrainConfig().total_steps("teacher"), TrainConfig().total_steps("student")) == (5000, 3500)
+    forward = (TrainConfig().total_steps("teacher", "forward"), TrainConfig().total_steps("student", "forward"))
+    assert forward == (1500, 1000)
+    assert TrainConfig(steps=7).total_steps("student", "forward") == 7
+    assert TrainConfig(preset="mlp").total_steps("teacher", "forward") == 12000  # its own budget everywhere
+    assert cli(["train", "--data", str(llff_scene()), "--dry-run"]) == 0
+    assert "steps: teacher 1500, student 1000" in capsys.readouterr().out

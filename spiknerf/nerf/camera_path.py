@@ -21,6 +21,7 @@ world as it is); its other readers recentre and rescale the world first.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,16 @@ class CameraPath:
     width: int
     height: int
     fps: float | None = None  # the frame rate a file asks for, if it does
+
+    def within(self, rays: int) -> CameraPath:
+        """The same cameras with frames downscaled evenly (focal lengths and centres alike) so that all frames
+        together hold at most ``rays`` pixels; itself when they already do."""
+        scale = math.sqrt(rays / (len(self.c2w) * self.width * self.height))
+        if scale >= 1:
+            return self
+        width, height = max(1, int(self.width * scale)), max(1, int(self.height * scale))
+        factor = torch.tensor([width / self.width, height / self.height] * 2, dtype=self.intrinsics.dtype)
+        return dataclasses.replace(self, intrinsics=self.intrinsics * factor, width=width, height=height)
 
 
 def focus_point(c2w: Tensor) -> Tensor:

@@ -129,7 +129,7 @@ def sample_points(model: nn.Module, sampler: nn.Module, split: Split, background
     """Sample points and view directions where the model's rendering of the first view evaluates it (on an even
     grid of at most ``n`` of its pixels: a photo's every pixel at once would hold its whole march in memory)."""
     o, d, vd = split.view_rays(0, device, split.grid_stride(1, n))
-    out = render_rays(model, sampler, o, d, background.to(device), view_dirs=vd)
+    out = render_rays(model, sampler, o, d, background.to(device), view_dirs=vd, shade=True)
     keep = torch.randperm(len(out.points), generator=torch.Generator().manual_seed(0))[:n]
     return out.points[keep], out.directions[keep]
 

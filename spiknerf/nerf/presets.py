@@ -60,6 +60,9 @@ class Preset:
     min_rays: int
     max_rays: int
     warmup_steps: int = 100  # linear learning-rate warm-up
+    # teacher and student steps for a forward-facing capture, if not the same: a photo's ray marches more samples
+    # than an object's, and the default job on one must fit the 2-core CPU's budget (issue 30)
+    forward_steps: tuple[int, int] | None = None
     has_color_skip: bool = False  # whether its student has the colour skip that --no-color-skip removes
 
     def teacher(self, scene: Scene) -> nn.Module:
@@ -75,9 +78,11 @@ class Preset:
         message = "--no-color-skip applies to the fast preset's student only"
         return [(settings.color_skip or self.has_color_skip, message)]
 
-    def default_steps(self, phase: str) -> int:
-        """Training steps of ``phase`` (teacher or student) when ``--steps`` is not given."""
-        return self.student_steps if phase == "student" else self.teacher_steps
+    def default_steps(self, phase: str, kind: str = "object") -> int:
+        """Training steps of ``phase`` (teacher or student) on a scene of ``kind`` when ``--steps`` is not given."""
+        teacher, student = (self.forward_steps if kind == "forward" and self.forward_steps
+                            else (self.teacher_steps, self.student_steps))
+        return student if phase == "student" else teacher
 
     def sampler(self, scene: Scene, device: torch.device) -> nn.Module:
         """Occupancy-grid marching: nerfacc's on CUDA when its extension loads, else ours; ours always for an
@@ -150,7 +155,7 @@ class CoarseToFinePreset(MLPPreset):
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     HashGridPreset(name="fast", teacher_steps=5000, student_steps=3500, lr=1e-2, target_samples=1 << 13,
-                   min_rays=256, max_rays=2048),
+                   min_rays=256, max_rays=2048, forward_steps=(1500, 1000)),
     CoarseToFinePreset(name="paper", teacher_steps=3000, student_steps=3000, lr=5e-4, target_samples=1 << 14,
                        min_rays=32, max_rays=1024, depth=8, width=256, skip=4),
     MLPPreset(name="mlp", teacher_steps=12000, student_steps=12000, lr=5e-4, target_samples=1 << 14, min_rays=32,

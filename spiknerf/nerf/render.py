@@ -17,7 +17,7 @@ import nerfacc
 import torch
 from torch import Tensor
 
-from spiknerf.nerf.sampler import RaySamples, nerfacc_cuda, packed_to_padded
+from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, nerfacc_cuda, packed_to_padded
 
 FieldFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # points, unit dirs [S, 3] -> sigma [S], rgb [S, 3]
 
@@ -46,7 +46,9 @@ def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Ten
     points, d = samples.points(origins, dirs)
     if view_dirs is not None:
         d = view_dirs[samples.ray_indices]
-    if len(samples):
+    if samples.sigmas is not None and samples.rgbs is not None:  # the sampler shaded them as it marched
+        sigmas, rgbs = samples.sigmas, samples.rgbs
+    elif len(samples):
         sigmas, rgbs = field_fn(points, d)
     else:
         sigmas, rgbs = points.new_zeros(0), points.new_zeros(0, 3)
@@ -69,13 +71,21 @@ def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Ten
 
 def render_rays(field, sampler, origins: Tensor, dirs: Tensor, background: Tensor, stratified: bool = False,
                 view_dirs: Tensor | None = None, sigma_fn: Callable[[Tensor], Tensor] | None = None,
-                jitter: Tensor | None = None) -> Rendered:
+                jitter: Tensor | None = None, shade: bool = False) -> Rendered:
     """Sample the rays with ``sampler`` and composite ``field`` at the samples.
 
     The sampler skips samples whose transmittance is spent by ``sigma_fn``, by default ``field.density``;
     ``jitter``: the rays' offsets into their first marching step, if not the sampler's own draws.
+    ``shade`` (rendering without gradients, with the field's own density): an occupancy-grid sampler evaluates
+    the whole field as it marches, so that each sample's encoding and trunk are read once, not twice.
     """
-    samples = sampler.sample(origins, dirs, sigma_fn=sigma_fn or field.density, stratified=stratified, jitter=jitter)
+    if shade and sigma_fn is None and isinstance(sampler, OccupancyGridSampler):
+        look = dirs if view_dirs is None else view_dirs
+        samples = sampler.sample(origins, dirs, stratified=stratified, jitter=jitter,
+                                 shade_fn=lambda x, rays: field(x, look[rays]))
+    else:
+        samples = sampler.sample(origins, dirs, sigma_fn=sigma_fn or field.density, stratified=stratified,
+                                 jitter=jitter)
     return composite(field, samples, origins, dirs, background, view_dirs)
 
 
@@ -106,7 +116,7 @@ def render_chunks(field, sampler, origins: Tensor, dirs: Tensor, background: Ten
     for start in range(0, len(origins), chunk):
         sl = slice(start, start + chunk)
         vd = None if view_dirs is None else view_dirs[sl]
-        out = render_rays(field, sampler, origins[sl], dirs[sl], background, view_dirs=vd)
+        out = render_rays(field, sampler, origins[sl], dirs[sl], background, view_dirs=vd, shade=True)
         parts.append((out.rgb, out.depth, out.opacity))
         n_samples += len(out.samples)
     rgb, depth, opacity = (torch.cat(p) for p in zip(*parts, strict=True))

@@ -110,9 +110,9 @@ def video_target(run: Path, model: str, path: str, out: str | None, camera_path:
 
 def render_video(run: Path, model: str = "student", path: str = "orbit", frames: int = 120, fps: int | None = None,
                  out: str | None = None, depth: bool = False, fold: bool = True, device: str = "auto",
-                 camera_path: str | None = None) -> Path:
+                 camera_path: str | None = None, max_rays: int | None = None) -> Path:
     """Render ``run``'s model along a camera path (``path``, or the nerfstudio file ``camera_path``) into an mp4;
-    returns its path."""
+    returns its path. ``max_rays``: frames downscaled so that the whole video renders at most that many rays."""
     run = Path(run)
     if fps is not None and fps < 1:
         raise InputError(f"--fps must be >= 1 (got {fps})")
@@ -130,6 +130,8 @@ def render_video(run: Path, model: str = "student", path: str = "orbit", frames:
     train = scene.splits["train"]
     cams = nerfstudio if camera_path is not None else make_path(path, train.c2w, train.intrinsics[0], train.width,
                                                                  train.height, frames)
+    if max_rays is not None:
+        cams = cams.within(max_rays)
     frames = render_path(field_model, sampler, cams, ndc_camera(scene), eval_background(scene), scene.near, scene.far,
                          dev, depth)
     if distributed.is_first():

@@ -10,7 +10,9 @@ directions and the ray each belongs to.
   ``far``: :func:`march_unbounded`), samples in empty grid cells skipped, and,
   given ``sigma_fn``, samples behind spent transmittance (< ``early_stop_eps``)
   or below ``alpha_thre`` dropped after a gradient-free density pass that
-  runs front to back in a few rounds, skipping rays already spent. All
+  runs front to back in a few rounds, skipping rays already spent (given
+  ``shade_fn`` instead, the rounds evaluate the whole field, colour too, so
+  that rendering without gradients reads each sample's encoding once). All
   rays are marched at once as a ``[rays, steps]`` mask: no Python loop over rays
   or samples. The grid holds an exponential moving maximum of ``density x
   step`` per cell, starting at 0 so that it prunes early.
@@ -37,6 +39,7 @@ from spiknerf.kernels import CpuCompiled
 from spiknerf.nerf.contraction import from_unit, to_unit
 
 SigmaFn = Callable[[Tensor], Tensor]  # world points [S, 3] -> density [S]
+ShadeFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # points [S, 3], their rays [S] -> density, colour
 
 
 @functools.cache
@@ -71,6 +74,8 @@ class RaySamples:
     t_starts: Tensor
     t_ends: Tensor
     n_rays: int
+    sigmas: Tensor | None = None  # the field's density and colour at the samples, where the sampler shaded them
+    rgbs: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.ray_indices.shape[0])
@@ -208,10 +213,12 @@ class OccupancyGridSampler(nn.Module):
     @torch.no_grad()
     def sample(
         self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None, stratified: bool = False,
-        jitter: Tensor | None = None,
+        jitter: Tensor | None = None, shade_fn: ShadeFn | None = None,
     ) -> RaySamples:
-        """``jitter``: each ray's offset ``[R, 1]`` into its first step, drawn here when not given (stratified
-        marching; no offset otherwise)."""
+        """Packed samples of the rays; with ``shade_fn`` (which then stands for ``sigma_fn``) also the field's
+        density and colour at them, evaluated at the points :meth:`RaySamples.points` gives. ``jitter``: each
+        ray's offset ``[R, 1]`` into its first step, drawn here when not given (stratified marching; no offset
+        otherwise)."""
         n_rays = origins.shape[0]
         if jitter is None:
             jitter = (torch.rand if stratified else torch.zeros)(n_rays, 1, device=origins.device)
@@ -224,15 +231,19 @@ class OccupancyGridSampler(nn.Module):
         # differently) keeps bounded scenes' densities exactly as they were
         widths = (t_ends - t_starts).to(origins.dtype) if self.contract else self.step_size
         rays, cols = occupied.nonzero(as_tuple=True)
-        if sigma_fn is not None and len(rays):
+        shaded = None
+        if (sigma_fn is not None or shade_fn is not None) and len(rays):
             rank = occupied.cumsum(1)[rays, cols] - 1  # k-th occupied sample of its ray
-            sigma = self.front_to_back_density(sigma_fn, origins, dirs, t_starts, widths, rays, cols, rank)
+            shade = {} if shade_fn is None else {"shade": (shade_fn, t_ends)}
+            sigma, shaded = self.front_to_back_density(sigma_fn, origins, dirs, t_starts, widths, rays, cols, rank,
+                                                       **shade)
             sdt = sigma * widths
             trans = torch.exp(-(torch.cumsum(sdt, dim=1) - sdt))  # transmittance before each sample
             alpha = 1.0 - torch.exp(-sdt)
             live = (trans[rays, cols] > self.early_stop_eps) & (alpha[rays, cols] > self.alpha_thre)
             rays, cols = rays[live], cols[live]
-        return RaySamples(rays, t_starts[rays, cols], t_ends[rays, cols], n_rays)
+        values = (None, None) if shaded is None else (shaded[0][rays, cols], shaded[1][rays, cols])
+        return RaySamples(rays, t_starts[rays, cols], t_ends[rays, cols], n_rays, *values)
 
     def march(self, origins: Tensor, dirs: Tensor, jitter: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
         """Sample starts and ends ``[R, width]`` along the rays and which lie in occupied cells; None when no ray
@@ -255,17 +266,25 @@ class OccupancyGridSampler(nn.Module):
                                            self.resolution, width)
         return t_starts, t_starts + self.step_size, occupied
 
-    def front_to_back_density(self, sigma_fn: SigmaFn, origins: Tensor, dirs: Tensor, t_starts: Tensor,
-                              widths: Tensor | float, rays: Tensor, cols: Tensor, rank: Tensor,
-                              first: int = 16) -> Tensor:
+    def front_to_back_density(self, sigma_fn: SigmaFn | None, origins: Tensor, dirs: Tensor, t_starts: Tensor,
+                              widths: Tensor | float, rays: Tensor, cols: Tensor, rank: Tensor, first: int = 16,
+                              shade: tuple[ShadeFn, Tensor] | None = None,
+                              ) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
         """Density ``[R, width]`` at the occupied samples, evaluated in rounds front to back.
 
         Each round takes the next occupied samples of every ray (16, then 32, 64, ...)
         and rays whose transmittance is already spent are left out of later rounds:
         their remaining samples would be dropped anyway, so the result equals one pass
         over all samples while an opaque scene's density is read near its surfaces only.
+
+        ``shade`` (a :data:`ShadeFn` and the samples' ends ``[R, width]``) evaluates the
+        whole field instead, at the mid-points compositing uses, and returns its density
+        and colour ``[R, width, 3]`` in the rays' dtype as well (else None): a colour
+        computed in a round for a sample that the transmittance then drops is wasted,
+        a second reading of the encoding at every kept sample is saved.
         """
         sigma = torch.zeros(t_starts.shape, device=origins.device)
+        shaded = None if shade is None else (origins.new_zeros(t_starts.shape), origins.new_zeros(*t_starts.shape, 3))
         depth = torch.zeros(t_starts.shape[0], device=origins.device)
         # spent means exp(-depth) <= early_stop_eps; the margin keeps float rounding on the safe side
         spent = -math.log(self.early_stop_eps) * (1 + 1e-4)
@@ -277,12 +296,18 @@ class OccupancyGridSampler(nn.Module):
             if len(r) == 0:
                 break
             w = widths if isinstance(widths, float) else widths[r, c]
-            mid = t_starts[r, c] + 0.5 * w
-            s = sigma_fn(origins[r] + dirs[r] * mid[:, None]).float()
+            if shade is None:
+                mid = t_starts[r, c] + 0.5 * w
+                s = sigma_fn(origins[r] + dirs[r] * mid[:, None]).float()
+            else:  # RaySamples.points' arithmetic, so that these are the very points compositing would evaluate
+                mid = (t_starts[r, c] + shade[1][r, c])[:, None] * 0.5
+                field_sigma, field_rgb = shade[0](origins[r] + dirs[r] * mid, r)
+                shaded[0][r, c], shaded[1][r, c] = field_sigma.to(origins.dtype), field_rgb.to(origins.dtype)
+                s = field_sigma.float()
             sigma[r, c] = s
             depth.index_add_(0, r, (s * w).float())
             lo, size = lo + size, size * 2
-        return sigma
+        return sigma, shaded
 
     def cell_points(self, u: Tensor) -> Tensor:
         """World points of grid coordinates ``u [..., 3]`` in the unit cube."""

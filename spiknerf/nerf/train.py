@@ -61,6 +61,7 @@ HISTORY = "history.jsonl"
 MAX_HISTORY_BYTES = 64 << 20
 SCALARS_EVERY = 25  # steps between TensorBoard scalars
 SPIKE_STATS_SAMPLES = 4096  # sample points of the last batch that firing statistics are counted on
+VIDEO_RAYS = 1 << 20  # rays of the final video in all: 60 frames of the built-in scene fit whole
 
 # what sees the model after each step (the web viewer): (phase, step, model, sampler)
 Watcher = Callable[[str, int, nn.Module, nn.Module], None]
@@ -78,12 +79,16 @@ class Batch(NamedTuple):
 
 
 class Batcher:
-    """Random training rays across all pixels of all training views."""
+    """Random training rays across all pixels of all training views, rendered over a random background where the
+    images are transparent (to learn transparency, not one background colour) or are photos of a real capture
+    (``opaque``: nothing in them is background, so any light a ray lets through is an error; over a constant
+    white, the fast preset's colour saturated to black and the views were fitted in grey, lit by the
+    background through half-transparent density)."""
 
-    def __init__(self, split: Split, device: torch.device, generator: torch.Generator) -> None:
+    def __init__(self, split: Split, device: torch.device, generator: torch.Generator, opaque: bool = False) -> None:
         self.split, self.device, self.generator = split, device, generator
         self.pixels_per_view = split.height * split.width
-        self.random_background = split.channels == 4  # learn transparency, not one background colour
+        self.random_background = split.channels == 4 or opaque
 
     def draw(self, n: int) -> Batch:
         """This process's share of a batch of ``n`` random rays.
@@ -407,7 +412,7 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     ``watch`` (the web viewer) sees the model after each step. Without a ``writer`` (ranks other than 0 of a job)
     this process trains and renders its share of the test views, and writes nothing."""
     field = distributed.wrap(phase.model)
-    batcher = Batcher(scene.splits["train"], device, phase.generator)
+    batcher = Batcher(scene.splits["train"], device, phase.generator, opaque=scene.kind in ("forward", "unbounded"))
     kd = None if teacher is None else Distillation(teacher, cfg.kd_sigma, cfg.kd_color)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     checkpoints = Checkpointer(run, cfg)
@@ -465,7 +470,7 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
     if teacher is not None:
         sampler.load_state_dict(teacher.sampler.state_dict())
         inherit_encoding(model, teacher.model)
-    phase = Phase(name, model.to(device), sampler, preset, cfg.total_steps(name), seed)
+    phase = Phase(name, model.to(device), sampler, preset, cfg.total_steps(name, scene.kind), seed)
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
         phase.load(ckpt, load_checkpoint(ckpt))
@@ -558,8 +563,8 @@ def dry_run(cfg: TrainConfig, data: Path) -> None:
         check_new_run(Path(cfg.out))
     scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
     print(scene.summary())
-    print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
-          f"student {cfg.total_steps('student')}, "
+    print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher', scene.kind)}, "
+          f"student {cfg.total_steps('student', scene.kind)}, "
           f"student: {cfg.student.neuron} T={cfg.student.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
 
 
@@ -612,7 +617,10 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
         print(format_table(metrics))
     if cfg.video_frames:
         shown = "student" if cfg.model != "teacher" else "teacher"
-        video = render_video(run, model=shown, frames=cfg.video_frames, fps=cfg.fps)
+        # a preview: photos' frames are downscaled to VIDEO_RAYS in all (spiknerf render renders full size);
+        # forward-facing captures spiral in front of their cameras, where an orbit would leave what they saw
+        video = render_video(run, model=shown, path="spiral" if scene.ndc else "orbit", frames=cfg.video_frames,
+                             fps=cfg.fps, max_rays=VIDEO_RAYS)
         if first:
             print(f"video: {video}", file=sys.stderr)
     return 0

@@ -37,7 +37,9 @@ VIEWER = "web viewer"
 # steps, a few per cent of the rays the steps between two evaluations train on
 EVAL_PIXELS = 1 << 14
 _DEFAULT_BATCH = ", ".join(f"{p.name} {p.target_samples}" for p in PRESETS.values())
-_DEFAULT_STEPS = ", ".join(f"{p.name} {p.teacher_steps} + {p.student_steps}" for p in PRESETS.values())
+_DEFAULT_STEPS = ", ".join(f"{p.name} {p.teacher_steps} + {p.student_steps}" for p in PRESETS.values()) + "".join(
+    f"; {p.name} on a forward-facing capture {p.forward_steps[0]} + {p.forward_steps[1]}"
+    for p in PRESETS.values() if p.forward_steps)
 
 
 @dataclass
@@ -138,9 +140,9 @@ class TrainConfig:
             if not ok:
                 raise InputError(message)
 
-    def total_steps(self, phase: str) -> int:
-        """Steps of ``phase`` (teacher or student): ``--steps``, else the preset's."""
-        return self.steps or PRESETS[self.preset].default_steps(phase)
+    def total_steps(self, phase: str, kind: str = "object") -> int:
+        """Steps of ``phase`` (teacher or student) on a scene of ``kind``: ``--steps``, else the preset's."""
+        return self.steps or PRESETS[self.preset].default_steps(phase, kind)
 
 
 def config_json(cfg: TrainConfig) -> dict[str, Any]:

@@ -202,7 +202,9 @@ REALPHOTOS_COLUMNS = [
     Column("student_psnr", "student PSNR", ".2f"), Column("student_ssim", "student SSIM", ".4f"),
     Column("student_minus_teacher_db", "student − teacher dB", "+.2f"),
     Column("teacher_train_s", "teacher train s", ".0f"), Column("student_train_s", "student train s", ".0f"),
-    Column("eval_during_training_s", "eval during training s", ".0f"), Column("wall_min", "whole run min", ".1f"),
+    Column("eval_during_training_s", "eval during training s", ".0f"),
+    Column("samples_per_ray", "test samples/ray", ".1f"), Column("teacher_view_s", "teacher s/test view", ".1f"),
+    Column("student_view_s", "student s/test view", ".1f"), Column("wall_min", "whole run min", ".1f"),
 ]
 
 def _registered(row: Row) -> str:

@@ -7,6 +7,10 @@ the near and far depth bounds of the view's content. Loading:
 1. columns reordered to (right, up, backwards), the OpenGL convention;
 2. each view's own (H, W, f): COLMAP may estimate a camera per photo, and a
    file that repeats the first camera's focal length for every row reads the same;
+   where the folder keeps COLMAP's model (``sparse/0``), each photo's camera
+   (focal lengths, principal point, lens) comes from it instead
+   (:mod:`spiknerf.nerf.data.colmap`): LLFF's tools write camera 1's focal
+   length into every row;
 3. translations and bounds scaled by ``1 / min bound``, so that scenes of any
    unit come out alike (the nearest content at depth 1);
 4. the bounds handed to the framing (:mod:`spiknerf.nerf.data.framing`), which
@@ -28,12 +32,13 @@ import torch
 
 from spiknerf.errors import InputError
 from spiknerf.limits import Budget
+from spiknerf.nerf.data import colmap
 from spiknerf.nerf.data.arrays import read_npy_file
 from spiknerf.nerf.data.confine import SceneFolder
 from spiknerf.nerf.data.framing import Hints
 from spiknerf.nerf.data.images import load_image_files
 from spiknerf.nerf.data.poses import MAX_COORDINATE, check_poses
-from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, make_split
+from spiknerf.nerf.data.scene import Scene, hold_out, holdout_order, lens_distortion, make_split
 
 FILENAME = "poses_bounds.npy"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -100,7 +105,16 @@ def load_llff(folder: Path, downscale: int, cache_dir: Path, background: str, bu
     H, W, f = raw[:, :, 4].T
     h, w = stack.images.shape[1:3]
     intrinsics = np.stack([f * w / W, f * h / H, np.full_like(f, w / 2), np.full_like(f, h / 2)], axis=1)
-    views = make_split(stack.images, c2w, intrinsics, names)
+    distortion = None
+    model = [scene.existing_file(f"{colmap.MODEL}/{n}", "COLMAP model") for n in ("cameras.bin", "images.bin")]
+    if model[0] is not None and model[1] is not None:  # the photos' own cameras, where COLMAP has them
+        cameras, note = colmap.photo_cameras(model[0], model[1], names)
+        if cameras is not None:
+            intrinsics, coeffs = colmap.intrinsics_for(cameras, (h, w))
+            distortion, lens_note = lens_distortion(coeffs, intrinsics, (h, w), names, str(model[0]))
+            notes += [lens_note] if lens_note else []
+        notes.append(note)
+    views = make_split(stack.images, c2w, intrinsics, names, distortion=distortion)
     train, test, holdout_note = hold_out(views, "LLFF has no test split")
     notes += [holdout_note, f"poses and depth bounds scaled by {scale:.4g} (the nearest bound at 1)"]
     notes += [stack.note] if stack.note else []
