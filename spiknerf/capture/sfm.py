@@ -1,4 +1,4 @@
-"""Camera poses with pycolmap: SIFT features, matching, incremental mapping, undistortion to pinhole.
+"""Camera poses with pycolmap: SIFT features, matching, incremental mapping.
 
 pycolmap (COLMAP's Python bindings, a CPU wheel) does all of structure from
 motion; this module chooses its options and shows progress:
@@ -190,17 +190,3 @@ def posed_images(registration: Registration, order: list[str]) -> Posed:
         raise AssertionError(f"expected one camera, the model has {len(cameras)}")
     points = np.array([p.xyz for p in model.points3D.values()], dtype=np.float64).reshape(-1, 3)
     return Posed(names, matrices, model.cameras[cameras.pop()], points)
-
-
-def undistorter(camera: Any) -> tuple[Any, Any]:
-    """(options, pinhole camera) to undistort images of ``camera`` with pycolmap, keeping only valid pixels."""
-    pycolmap = load_pycolmap()
-    options = pycolmap.UndistortCameraOptions()  # blank_pixels 0: crop to pixels the lens saw
-    return options, pycolmap.undistort_camera(options, camera)
-
-
-def undistort(image: np.ndarray, camera: Any, options: Any) -> np.ndarray:
-    """One uint8 RGB image of ``camera`` resampled to the pinhole camera of :func:`undistorter`."""
-    pycolmap = load_pycolmap()
-    bitmap, _ = pycolmap.undistort_image(options, pycolmap.Bitmap.from_array(np.ascontiguousarray(image)), camera)
-    return bitmap.to_array()
