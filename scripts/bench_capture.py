@@ -12,7 +12,9 @@ Writes three tables (then regenerates the docs):
 * ``docs/results/capture_time.json``: ``spiknerf process`` on 20 photos of 500 x 375
   (20 of the cup photos, shrunk by ``--max-size 500``), wall time of the command;
 * ``docs/results/capture_quality.json``: the shapes capture trained with its true
-  cameras and with the estimated ones, the same ``--steps``, one thread each.
+  cameras and with the estimated ones, the same ``--steps``, one thread each, in the
+  same frame and box, scored on the same held-out views with their true cameras
+  (:mod:`spiknerf.capture.quality`).
 
     python scripts/bench_capture.py                        # everything
     python scripts/bench_capture.py --only poses time      # no training
@@ -39,6 +41,7 @@ import numpy as np
 
 from spiknerf.capture.accuracy import pose_errors
 from spiknerf.capture.normalize import c2w_from_colmap
+from spiknerf.capture.quality import write_quality_scenes
 from spiknerf.capture.sfm import load_pycolmap
 from spiknerf.capture.textured import write_capture
 from spiknerf.paths import LEGO, REAL_SCENES
@@ -211,7 +214,8 @@ def quality_row(out: Path, steps: int, periodic: bool) -> dict:
 
 def quality(runs: Path, steps: int, reuse: bool, periodic: bool) -> list[dict]:
     """The shapes capture trained with true and with estimated cameras, one after the other, one thread each
-    (PSNR does not depend on the machine's load, so runs made side by side may be reused).
+    (PSNR does not depend on the machine's load, so runs made side by side may be reused), both in the frame
+    and box ``process`` chose and scored on the same held-out views (:mod:`spiknerf.capture.quality`).
 
     With ``reuse`` a finished run is kept (with ``periodic``, one that reached its last periodic
     evaluation); its steps must be ``steps``.
@@ -220,10 +224,12 @@ def quality(runs: Path, steps: int, reuse: bool, periodic: bool) -> list[dict]:
     scene = runs / "quality-scene"
     if not reusable(scene, reuse):
         run(["process", "--images", str(capture / "images"), "--out", str(scene)])
+    scenes = write_quality_scenes(capture, scene, runs / "quality-compare")
     rows = []
-    for label, data in {"true cameras": capture, "estimated cameras": scene}.items():
+    for label, data in {"true cameras": scenes["true"], "estimated cameras": scenes["estimated"]}.items():
         out = runs / f"train-{label.split()[0]}"
-        args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0"]
+        args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0",
+                "--eval-every", str(steps)]
         finished = (out / "metrics.json").is_file() or (periodic and last_evaluations(out, steps) is not None)
         if reuse and finished:
             if json.loads((out / "config.json").read_text())["steps"] != steps:
