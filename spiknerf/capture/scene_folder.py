@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from spiknerf.atomic import write_json_atomic
 from spiknerf.capture.normalize import Framing, padded, robust_box
+from spiknerf.capture.photos import PNG_LEVEL
 from spiknerf.capture.sfm import Posed, Registration
 from spiknerf.nerf.data.images import downscale_image
 from spiknerf.nerf.data.ngp import FILENAME
@@ -75,7 +76,7 @@ def write_images(folder: Path, working: Path, posed: Posed) -> None:
         shutil.copyfile(working / name, folder / "images" / name)
         image = iio.imread(working / name)
         for k in DOWNSCALES:
-            iio.imwrite(folder / f"images_{k}" / name, downscale_image(image, k))
+            iio.imwrite(folder / f"images_{k}" / name, downscale_image(image, k), compress_level=PNG_LEVEL)
 
 
 def transforms(posed: Posed, framing: Framing, sources: dict[str, str], registration: Registration,
