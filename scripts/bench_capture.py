@@ -53,6 +53,7 @@ from spiknerf.capture.normalize import c2w_from_colmap
 from spiknerf.capture.quality import write_quality_scenes
 from spiknerf.capture.sfm import load_pycolmap
 from spiknerf.capture.textured import write_capture
+from spiknerf.nerf.checkpoint import latest_checkpoint
 from spiknerf.nerf.data.images import downscale_image, quantize
 from spiknerf.nerf.evaluate import render_split
 from spiknerf.nerf.run import eval_background, load_model, open_scene, read_config
@@ -284,7 +285,7 @@ def test_view_strip(run: Path, view: int = 0, shrink: int = 2) -> np.ndarray:
     scene = open_scene(run, config, read_only=True)
     split, background = scene.splits["test"], eval_background(scene)
     panels = [split.image(view, background).numpy()]
-    for phase in ("teacher", "student") if config.model == "both" else (config.model,):
+    for phase in [p for p in ("teacher", "student") if latest_checkpoint(run, p) is not None]:
         model, sampler, _ = load_model(run, phase, config, scene, torch.device("cpu"))
         with torch.no_grad():
             rgb = render_split(model, sampler, split, background, torch.device("cpu"), [view])[0].rgb
@@ -292,7 +293,8 @@ def test_view_strip(run: Path, view: int = 0, shrink: int = 2) -> np.ndarray:
     return downscale_image(quantize(np.concatenate(panels, axis=1)), shrink)
 
 
-def contraction(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_only: bool) -> list[dict]:
+def contraction(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_only: bool,
+                downscale: int) -> list[dict]:
     """The shapes in a textured sphere trained with and without contraction; a frame of each into FIGURES."""
     capture = shapes_capture(runs, background=True)
     rows = []
@@ -300,11 +302,12 @@ def contraction(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_onl
                         ("object", "no contraction: one box holding the sphere")):
         out = runs / f"train-background-{kind}"
         args = ["train", "--data", str(capture), "--scene-kind", kind, "--steps", str(steps), "--out", str(out),
+                "--downscale", str(downscale),
                 "--video-frames", "0", "--eval-every", str(steps), *(["--model", "teacher"] if teacher_only else [])]
         if note := train_run(out, args, steps, reuse, periodic):
             print(f"note: {note}", file=sys.stderr)
         figure = FIGURES / f"capture-background-{kind}.png"
-        iio.imwrite(figure, test_view_strip(out))
+        iio.imwrite(figure, test_view_strip(out, shrink=max(1, 2 // downscale)))
         rows.append({"space": label, "scene_kind": kind, **quality_row(out, steps, periodic), "steps": steps,
                      "figure": str(figure), "command": "OMP_NUM_THREADS=1 spiknerf " + " ".join(args)})
         print(json.dumps(rows[-1]), file=sys.stderr)
@@ -321,6 +324,7 @@ def main() -> None:
     parser.add_argument("--periodic-eval", action="store_true",
                         help="quality: score reused runs by their last periodic evaluation (a few test views) when "
                              "their whole test split was not evaluated (for lack of time)")
+    parser.add_argument("--downscale", type=int, default=1, help="contraction: images shrunk this many times")
     parser.add_argument("--teacher-only", action="store_true",
                         help="quality, contraction: train the teachers alone (no students), for lack of time")
     parser.add_argument("--reuse", action="store_true", help="keep the scene folders and finished runs under --runs")
@@ -354,11 +358,11 @@ def main() -> None:
                               commands=[r["command"] for r in rows],
                               settings={"steps": args.steps, "shapes": SHAPES}, **prov))
     if "contraction" in parts:
-        prov = provenance(f"{base} --only contraction --steps {args.steps}{periodic}",
+        prov = provenance(f"{base} --only contraction --steps {args.steps} --downscale {args.downscale}{periodic}",
                           conditions="one thread a training")
-        rows = contraction(runs, args.steps, args.reuse, args.periodic_eval, args.teacher_only)
+        rows = contraction(runs, args.steps, args.reuse, args.periodic_eval, args.teacher_only, args.downscale)
         write_results(Results(table="capture_contraction", rows=rows, commands=[r["command"] for r in rows],
-                              settings={"steps": args.steps, "shapes": SHAPES}, **prov))
+                              settings={"steps": args.steps, "downscale": args.downscale, "shapes": SHAPES}, **prov))
     for doc in regenerate():
         print(f"regenerated {doc}")
 
