@@ -181,12 +181,13 @@ def poses(runs: Path, lego_views: int, reuse: bool, cup: bool) -> list[dict]:
 def timing(runs: Path) -> list[dict]:
     """``process`` on 20 cup photos shrunk to 500 x 375."""
     photos = runs / "time-photos"
-    photos.mkdir(parents=True, exist_ok=True)  # the scene folder, never reused, must be new
+    photos.mkdir(parents=True, exist_ok=True)
     names = sorted(p.name for p in (CUP / "images").iterdir())
     names = sorted(names, key=lambda n: int(Path(n).stem))[:40:2]
     for n in names:
         shutil.copy(CUP / "images" / n, photos / n)
     out = runs / "time-scene"
+    shutil.rmtree(out, ignore_errors=True)  # the driver's own folder from an earlier timing: never reused
     args = ["process", "--images", str(photos), "--out", str(out), "--max-size", "500"]
     seconds, cpu = run(args)
     _, capture = estimated(out)
