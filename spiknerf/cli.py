@@ -182,6 +182,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         cfg = config_from_options(cls, vars(ns))
+        if getattr(cfg, "nproc", 1) > 1:  # a job of several processes: start them, each runs this command
+            from spiknerf.distributed import launch, launched
+
+            if not launched():
+                getattr(cfg, "validate", lambda: None)()  # bad options are reported once, before any process starts
+                return launch(argv, cfg.nproc)
         code = job.main(cfg)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -28,11 +28,11 @@ TOPICS = {
     "student neuron": ["--neuron", "--T", "--threshold", "--delta-v", "--reset", "--surrogate",
                        "--learnable-threshold", "--no-color-skip"],
     "distillation": ["--no-kd", "--kd-sigma", "--kd-color"],
-    "schedule and checkpoints": ["--steps", "--seed", "--resume", "--checkpoint-seconds", "--checkpoint-steps",
-                                 "--keep-checkpoints"],
+    "schedule and checkpoints": ["--batch", "--steps", "--seed", "--resume", "--checkpoint-seconds",
+                                 "--checkpoint-steps", "--keep-checkpoints"],
     "evaluation and output": ["--out", "--dry-run", "--eval-every", "--eval-views", "--eval-pixels", "--video-frames",
                               "--fps"],
-    "device": ["--device"],
+    "device": ["--device", "--nproc"],
     "web viewer": ["--viewer", "--viewer-host", "--viewer-port"],
 }
 

@@ -14,7 +14,8 @@ ncg        supervised STDP with neuronal competition groups, no backprop
 =========  =====================================================================
 
 The result is the mean and standard deviation over seeds (each seed draws its
-own stratified train/test split and initialisation). It is printed and, with
+own stratified train/test split and initialisation). Under ``torchrun`` (or with
+``--nproc N``) the seeds are spread over the processes and gathered into one table. It is printed and, with
 ``--json``, written atomically; per-epoch curves go to TensorBoard.
 """
 
@@ -24,11 +25,13 @@ import copy
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from spiknerf import distributed
 from spiknerf.atomic import write_json_atomic
 from spiknerf.bench.classifier import Data, Objective, RunResult, Settings, build_network, fit
 from spiknerf.bench.datasets import DATASETS, load_dataset, load_mnist_idx, split
@@ -129,6 +132,8 @@ class ClassifyConfig:
     tb: str = field(default="runs/bench/classify", metadata={"help": "TensorBoard folder"})
     threads: int = field(default=0, metadata={
         "help": "CPU threads for torch (0: torch's default; 1 is fastest on a busy shared machine)"})
+    nproc: int = field(default=1, metadata={"help": "spread the seeds over this many processes (as torchrun "
+                                                    "--nproc-per-node does; under torchrun leave it out)"})
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -196,21 +201,32 @@ def summarize(cfg: ClassifyConfig, epochs: int, results: list[RunResult]) -> dic
     }
 
 
+def run_seed(cfg: ClassifyConfig, seed: int) -> RunResult:
+    """Train and test the method on one seed's split and initialisation."""
+    data = load_data(cfg, seed)
+    torch.manual_seed(seed)
+    writer = _writer(cfg, seed)
+    try:
+        return METHODS[cfg.method](data, settings(cfg, seed), writer)
+    finally:
+        writer.close()
+
+
 def main(cfg: ClassifyConfig) -> int:
+    """Train the seeds (in a job of several processes, spread over them: seed i on rank i mod N), then print and
+    write their summary (rank 0)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    results = []
-    for seed in range(cfg.seeds):
-        data = load_data(cfg, seed)
-        s = settings(cfg, seed)
-        torch.manual_seed(seed)
-        writer = _writer(cfg, seed)
-        try:
-            results.append(METHODS[cfg.method](data, s, writer))
-        finally:
-            writer.close()
-        print(f"  seed {seed}: accuracy {results[-1].accuracy:.4f} ({results[-1].train_seconds:.1f} s)", flush=True)
-    record = summarize(cfg, s.epochs, results)
+    distributed.check_nproc(cfg.nproc)
+    with distributed.session(cuda=False):
+        results = []
+        for seed, result in zip(range(cfg.seeds), distributed.gathered(partial(run_seed, cfg), range(cfg.seeds)),
+                                strict=False):  # ranks other than 0 get no results
+            results.append(result)
+            print(f"  seed {seed}: accuracy {result.accuracy:.4f} ({result.train_seconds:.1f} s)", flush=True)
+    if not results:  # a rank other than 0: its seeds went to rank 0
+        return 0
+    record = summarize(cfg, settings(cfg, 0).epochs, results)
     print(f"{cfg.method} on {cfg.dataset}, T={cfg.T}: accuracy {100 * record['accuracy']:.2f} "
           f"± {100 * record['accuracy_std']:.2f} % over {cfg.seeds} seed(s); "
           f"{record['train_seconds']:.1f} s a seed; peak training memory {record['peak_memory_mb']:.2f} MB; "

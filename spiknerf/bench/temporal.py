@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from spiknerf import distributed
 from spiknerf.atomic import write_json_atomic
 from spiknerf.bench.memory import SavedTensorMeter, state_bytes
 from spiknerf.bench.recurrent import NEURONS, RecurrentSNN, temporal_neuron
@@ -81,6 +82,8 @@ class TemporalConfig:
     json: str | None = field(default=None, metadata={"help": "write results to this JSON file"})
     tb: str = field(default="runs/bench/temporal", metadata={"help": "TensorBoard folder"})
     threads: int = field(default=1, metadata={"help": "torch CPU threads"})
+    nproc: int = field(default=1, metadata={"help": "spread the seeds over this many processes (as torchrun "
+                                                    "--nproc-per-node does; under torchrun leave it out)"})
 
 
 def check_config(cfg: TemporalConfig) -> list[float]:
@@ -220,13 +223,19 @@ def main(cfg: TemporalConfig) -> int:
     s = SETTINGS[cfg.task]
     runs, threads = [], torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
+    distributed.check_nproc(cfg.nproc)
+    seeds = range(cfg.seed, cfg.seed + cfg.seeds)
     try:
-        for seed in range(cfg.seed, cfg.seed + cfg.seeds):
-            runs.append(run_seed(cfg, seed, levels, data))
-            shown = {k: round(v, 4) for k, v in runs[-1].items() if isinstance(v, float)}
-            print(f"{cfg.task} {cfg.neuron} seed {seed}: {shown}", flush=True)
+        with distributed.session(cuda=False):  # in a job: seed i on rank i mod N, all gathered on rank 0
+            results = distributed.gathered(lambda seed: run_seed(cfg, seed, levels, data), seeds)
+            for seed, run in zip(seeds, results, strict=False):  # ranks other than 0 get no results
+                runs.append(run)
+                shown = {k: round(v, 4) for k, v in run.items() if isinstance(v, float)}
+                print(f"{cfg.task} {cfg.neuron} seed {seed}: {shown}", flush=True)
     finally:
         torch.set_num_threads(threads)  # a caller in the same process keeps its setting
+    if not runs:  # a rank other than 0: its seeds went to rank 0
+        return 0
     result = {"task": cfg.task, "neuron": cfg.neuron, "hidden": cfg.hidden or s.hidden,
               "epochs": cfg.epochs or s.epochs, "seeds": [r["seed"] for r in runs], **aggregate(runs),
               "peak_rss_mb": peak_rss_mb(), "runs": runs}

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from spiknerf import distributed
 from spiknerf.atomic import write_json_atomic
 from spiknerf.errors import InputError
 from spiknerf.json_input import expect_object, is_number, read_json
@@ -66,12 +67,15 @@ class EvalConfig:
 def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor, device: torch.device,
                  views: Iterable[int] | None = None, stride: int = 1) -> list[Image]:
     """Views of a split (all of them by default), rendered without gradients; with ``stride``, only every
-    ``stride``-th pixel along each axis (:meth:`Split.image_pixels`)."""
-    images = []
-    for v in range(len(split)) if views is None else views:
+    ``stride``-th pixel along each axis (:meth:`Split.image_pixels`). In a job the ranks render the views between
+    them and rank 0 gets them all; the other ranks get none."""
+
+    def render(v: int) -> Image:
         o, d, vd = split.view_rays(v, device, stride)
-        images.append(render_chunks(model, sampler, o, d, background.to(device), vd))
-    return images
+        image = render_chunks(model, sampler, o, d, background.to(device), vd)
+        return image if distributed.world() == 1 else image.cpu()
+
+    return list(distributed.gathered(render, list(range(len(split)) if views is None else views)))
 
 
 def check_rays(split: Split, n: int = _CHECK_RAYS) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -181,6 +185,8 @@ def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, spl
         inference = model
     t0 = time.perf_counter()
     images = render_split(inference, sampler, split, background, device)
+    if not distributed.is_first():  # this rank rendered its share of the views; rank 0 scores them
+        return {}
     per_view = (time.perf_counter() - t0) / max(len(split), 1)
     block = score(images, split, background) | {"seconds_per_view": per_view}
     train_seconds = state["train_seconds"]
@@ -243,8 +249,11 @@ def evaluate_run(run: Path, split: str = "test", phases: tuple[str, ...] = ("tea
     if not available:
         raise InputError(f"{run}: no trained model to evaluate in {run / 'checkpoints'}")
     for phase in available:
-        print(f"evaluating {phase} on {len(scene.splits[split])} {split} views", file=sys.stderr)
+        if distributed.is_first():
+            print(f"evaluating {phase} on {len(scene.splits[split])} {split} views", file=sys.stderr)
         metrics[phase] = evaluate_model(run, phase, config, scene, split, dev, e_mac, e_ac)
+    if not distributed.is_first():  # rank 0 writes the metrics
+        return metrics
     if "teacher" in metrics and "student" in metrics:
         teacher, student = metrics["teacher"], metrics["student"]
         student["energy_ratio_vs_teacher"] = student["energy_pj_per_ray"] / teacher["energy_pj_per_ray"]

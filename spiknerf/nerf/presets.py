@@ -98,10 +98,16 @@ class Preset:
         """The learning-rate schedule of a phase of ``steps`` steps (:func:`lr_lambda`)."""
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(steps, self.warmup_steps))
 
-    def rays_per_batch(self, samples_per_ray: float) -> int:
-        """Rays of a batch that holds about ``target_samples`` samples, within ``min_rays`` to ``max_rays``."""
-        n = int(self.target_samples / max(samples_per_ray, 1e-3))
-        return max(self.min_rays, min(self.max_rays, n))
+    def rays_per_batch(self, samples_per_ray: float, samples: int | None = None) -> int:
+        """Rays of a batch that holds about ``samples`` samples (default ``target_samples``), within ``min_rays`` to
+        ``max_rays`` (scaled as ``samples`` is to ``target_samples``)."""
+        if samples is None:
+            samples, lo, hi = self.target_samples, self.min_rays, self.max_rays
+        else:
+            scale = samples / self.target_samples
+            lo, hi = max(1, int(self.min_rays * scale)), max(1, int(self.max_rays * scale))
+        n = int(samples / max(samples_per_ray, 1e-3))
+        return max(lo, min(hi, n))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -68,12 +68,14 @@ def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Ten
 
 
 def render_rays(field, sampler, origins: Tensor, dirs: Tensor, background: Tensor, stratified: bool = False,
-                view_dirs: Tensor | None = None, sigma_fn: Callable[[Tensor], Tensor] | None = None) -> Rendered:
+                view_dirs: Tensor | None = None, sigma_fn: Callable[[Tensor], Tensor] | None = None,
+                jitter: Tensor | None = None) -> Rendered:
     """Sample the rays with ``sampler`` and composite ``field`` at the samples.
 
-    The sampler skips samples whose transmittance is spent by ``sigma_fn``, by default ``field.density``.
+    The sampler skips samples whose transmittance is spent by ``sigma_fn``, by default ``field.density``;
+    ``jitter``: the rays' offsets into their first marching step, if not the sampler's own draws.
     """
-    samples = sampler.sample(origins, dirs, sigma_fn=sigma_fn or field.density, stratified=stratified)
+    samples = sampler.sample(origins, dirs, sigma_fn=sigma_fn or field.density, stratified=stratified, jitter=jitter)
     return composite(field, samples, origins, dirs, background, view_dirs)
 
 
@@ -85,6 +87,10 @@ class Image:
     depth: Tensor
     opacity: Tensor
     samples_per_ray: float
+
+    def cpu(self) -> Image:
+        """The same view with its tensors in CPU memory (to send to another process)."""
+        return Image(self.rgb.cpu(), self.depth.cpu(), self.opacity.cpu(), self.samples_per_ray)
 
 
 @torch.no_grad()

@@ -8,9 +8,11 @@ rendered: an output that cannot be written fails before the long work.
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from spiknerf import distributed
 from spiknerf.atomic import atomic_path
 from spiknerf.errors import InputError
 from spiknerf.nerf.camera_path import PATHS, CameraPath, check_path_name, from_nerfstudio, make_path
@@ -57,17 +60,28 @@ def render_path(model: nn.Module, sampler: nn.Module, path: CameraPath,
                 ndc_camera: tuple[float, float, int, int] | None, background: torch.Tensor, near: float, far: float,
                 device: torch.device, depth: bool) -> Iterator[np.ndarray]:
     """uint8 frames ``[H, W(x2), 3]`` along the path, rendered as they are asked for; ``ndc_camera``: a
-    forward-facing scene's training camera (:func:`~spiknerf.nerf.rays.frame_rays`), else ``None``."""
-    for c2w, intr in tqdm(zip(path.c2w, path.intrinsics, strict=True), total=len(path.c2w), desc="render",
-                          file=sys.stderr, dynamic_ncols=True):
-        o, d, vd = frame_rays(c2w, intr, path.width, path.height, ndc_camera)
-        image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device),
-                              None if vd is None else vd.to(device))
-        rgb = image.rgb.reshape(path.height, path.width, 3).clamp(0, 1).cpu()
-        if depth:
-            dep = ((image.depth.cpu() - near) / (far - near)).clamp(0, 1) * image.opacity.cpu()
-            rgb = torch.cat([rgb, dep.reshape(path.height, path.width, 1).expand(-1, -1, 3)], dim=1)
-        yield _even((rgb.numpy() * 255 + 0.5).astype(np.uint8))
+    forward-facing scene's training camera (:func:`~spiknerf.nerf.rays.frame_rays`), else ``None``. In a job the
+    ranks render the frames between them and rank 0 gets them all, in order; the other ranks get none."""
+    cameras = list(zip(path.c2w, path.intrinsics, strict=True))
+    frame = partial(render_frame, model, sampler, path, ndc_camera=ndc_camera, background=background, near=near,
+                    far=far, device=device, depth=depth)
+    yield from tqdm(distributed.gathered(frame, cameras), total=len(cameras), desc="render", file=sys.stderr,
+                    dynamic_ncols=True, disable=not distributed.is_first())
+
+
+def render_frame(model: nn.Module, sampler: nn.Module, path: CameraPath, camera: tuple[torch.Tensor, torch.Tensor],
+                 ndc_camera: tuple[float, float, int, int] | None, background: torch.Tensor, near: float, far: float,
+                 device: torch.device, depth: bool) -> np.ndarray:
+    """One frame of :func:`render_path` from its ``camera`` (camera-to-world, intrinsics)."""
+    c2w, intr = camera
+    o, d, vd = frame_rays(c2w, intr, path.width, path.height, ndc_camera)
+    image = render_chunks(model, sampler, o.to(device), d.to(device), background.to(device),
+                          None if vd is None else vd.to(device))
+    rgb = image.rgb.reshape(path.height, path.width, 3).clamp(0, 1).cpu()
+    if depth:
+        dep = ((image.depth.cpu() - near) / (far - near)).clamp(0, 1) * image.opacity.cpu()
+        rgb = torch.cat([rgb, dep.reshape(path.height, path.width, 1).expand(-1, -1, 3)], dim=1)
+    return _even((rgb.numpy() * 255 + 0.5).astype(np.uint8))
 
 
 def write_mp4(out: Path, frames: Iterable[np.ndarray], fps: float) -> None:
@@ -116,8 +130,12 @@ def render_video(run: Path, model: str = "student", path: str = "orbit", frames:
     train = scene.splits["train"]
     cams = nerfstudio if camera_path is not None else make_path(path, train.c2w, train.intrinsics[0], train.width,
                                                                  train.height, frames)
-    write_mp4(target, render_path(field_model, sampler, cams, ndc_camera(scene), eval_background(scene), scene.near,
-                                  scene.far, dev, depth), fps or cams.fps or 30)
+    frames = render_path(field_model, sampler, cams, ndc_camera(scene), eval_background(scene), scene.near, scene.far,
+                         dev, depth)
+    if distributed.is_first():
+        write_mp4(target, frames, fps or cams.fps or 30)
+    else:  # in a job: this rank renders its share of the frames, rank 0 writes them
+        deque(frames, maxlen=0)
     return target
 
 

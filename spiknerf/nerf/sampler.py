@@ -207,10 +207,14 @@ class OccupancyGridSampler(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None, stratified: bool = False
+        self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None, stratified: bool = False,
+        jitter: Tensor | None = None,
     ) -> RaySamples:
+        """``jitter``: each ray's offset ``[R, 1]`` into its first step, drawn here when not given (stratified
+        marching; no offset otherwise)."""
         n_rays = origins.shape[0]
-        jitter = (torch.rand if stratified else torch.zeros)(n_rays, 1, device=origins.device)
+        if jitter is None:
+            jitter = (torch.rand if stratified else torch.zeros)(n_rays, 1, device=origins.device)
         marched = self.march(origins, dirs, jitter)
         if marched is None:
             empty = origins.new_zeros(0)
@@ -353,8 +357,9 @@ class NerfaccOccupancySampler(nn.Module):
 
     @torch.no_grad()
     def sample(self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None,
-               stratified: bool = False) -> RaySamples:
-        # nerfacc's kernels take float32 only; a float64 field (the fold check) still sees float64 points
+               stratified: bool = False, jitter: Tensor | None = None) -> RaySamples:
+        # nerfacc draws its own offsets (``jitter`` is not used); its kernels take float32 only; a float64
+        # field (the fold check) still sees float64 points
         def nerfacc_sigma(t_starts: Tensor, t_ends: Tensor, ray_indices: Tensor) -> Tensor:
             mid = (t_starts + t_ends).to(origins.dtype)[:, None] * 0.5
             return sigma_fn(origins[ray_indices] + dirs[ray_indices] * mid).float()
@@ -432,7 +437,8 @@ class CoarseToFineSampler(nn.Module):
 
     @torch.no_grad()
     def sample(self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None,
-               stratified: bool = False) -> RaySamples:
+               stratified: bool = False, jitter: Tensor | None = None) -> RaySamples:
+        """``jitter`` is not used: the coarse samples are stratified by draws of their own."""
         if sigma_fn is None:
             raise ValueError("sigma_fn is required: the fine samples follow the coarse weights")
         edges = self.coarse(origins, stratified)

@@ -11,6 +11,11 @@ counters), :class:`ProgressLog` (progress bar and TensorBoard scalars),
 PSNR) and :class:`Checkpointer` (when to save). :func:`train_phase` strings
 them together; :func:`run_phase` builds, resumes and trains one model, and
 :func:`train_run` the whole run.
+
+Under ``torchrun`` (or with ``--nproc N``) the same loop runs in every process
+of the job, data-parallel (:mod:`spiknerf.distributed`): each renders its share
+of one global batch, DDP averages the gradients, the occupancy grid stays the
+same everywhere, and rank 0 alone writes the run folder (docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -33,6 +38,7 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from spiknerf import distributed
 from spiknerf.atomic import write_atomic, write_json_atomic
 from spiknerf.errors import InputError
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -60,6 +66,17 @@ SPIKE_STATS_SAMPLES = 4096  # sample points of the last batch that firing statis
 Watcher = Callable[[str, int, nn.Module, nn.Module], None]
 
 
+class Batch(NamedTuple):
+    """This process's rays of a training batch (the whole batch in a single process)."""
+
+    origins: Tensor
+    dirs: Tensor
+    view_dirs: Tensor | None
+    target: Tensor
+    background: Tensor
+    jitter: Tensor | None  # the rays' offsets into their first marching step; None: the sampler draws them
+
+
 class Batcher:
     """Random training rays across all pixels of all training views."""
 
@@ -68,20 +85,32 @@ class Batcher:
         self.pixels_per_view = split.height * split.width
         self.random_background = split.channels == 4  # learn transparency, not one background colour
 
-    def draw(self, n: int) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """origins, dirs, view dirs, target colours and backgrounds of ``n`` random rays."""
+    def draw(self, n: int) -> Batch:
+        """This process's share of a batch of ``n`` random rays.
+
+        In a job every rank draws all ``n`` rays, backgrounds and marching offsets
+        from the same streams (the phase's generator, torch's) and keeps its part
+        (:func:`spiknerf.distributed.share`): the ranks hold disjoint parts of the
+        batch one process would draw, and their streams stay alike.
+        """
         flat = torch.randint(0, len(self.split) * self.pixels_per_view, (n,), generator=self.generator)
+        bg = torch.rand(n, 3, generator=self.generator) if self.random_background else torch.ones(n, 3)
+        jitter = None
+        if distributed.world() > 1:  # alone, the sampler draws these offsets itself, from the same stream
+            part = distributed.share(n)
+            jitter = torch.rand(n, 1, device=self.device)[part]
+            flat, bg = flat[part], bg[part]
         index = flat // self.pixels_per_view
         ys, xs = (flat % self.pixels_per_view) // self.split.width, flat % self.split.width
-        bg = torch.rand(n, 3, generator=self.generator) if self.random_background else torch.ones(n, 3)
         target = self.split.pixels(index, ys, xs, bg)
         o, d, vd = self.split.rays(index, ys, xs)
         to = lambda t: None if t is None else t.to(self.device, non_blocking=True)  # noqa: E731
-        return to(o), to(d), to(vd), to(target), to(bg)
+        return Batch(to(o), to(d), to(vd), to(target), to(bg), jitter)
 
 
 class StepResult(NamedTuple):
-    """What one training step measured, and the batch's sample points (for firing statistics)."""
+    """What one training step measured (over the whole batch, all processes' parts), and this process's sample
+    points (for firing statistics)."""
 
     loss: float
     train_psnr: float  # of the photometric loss alone
@@ -91,6 +120,46 @@ class StepResult(NamedTuple):
     seconds: float
     points: Tensor
     directions: Tensor
+
+
+class BatchLoss(NamedTuple):
+    """The loss of a whole batch, and what this process back-propagates of it."""
+
+    backward: Tensor
+    value: float
+    photo: float  # the photometric part of value
+    rays: int  # of the whole batch
+    samples: int
+
+
+def batch_loss(photo: Tensor, distill: Tensor | None, rays: int, samples: int) -> BatchLoss:
+    """The batch's loss from this process's photometric mean (over its ``rays``) and distillation mean (over its
+    ``samples``).
+
+    Alone it is ``photo + distill``. In a job each rank's means weigh by its share
+    of the batch's rays and samples, times the number of ranks, because DDP
+    averages the ranks' gradients: the average is then the gradient of the loss
+    one process computes on the whole batch (a batch split unevenly included).
+    """
+    loss = photo if distill is None else photo + distill
+    if distributed.world() == 1:
+        return BatchLoss(loss, float(loss.detach()), float(photo.detach()), rays, samples)
+    part = 0.0 if distill is None else float(distill.detach())
+    all_rays, all_samples, photo_sum, distill_sum = distributed.total(rays, samples, float(photo.detach()) * rays,
+                                                                      part * samples)
+    ranks, per_sample = distributed.world(), max(all_samples, 1.0)
+    loss = photo * (rays * ranks / all_rays)
+    if distill is not None:
+        loss = loss + distill * (samples * ranks / per_sample)
+    photo_mean = photo_sum / all_rays
+    return BatchLoss(loss, photo_mean + distill_sum / per_sample, photo_mean, int(all_rays), int(all_samples))
+
+
+def idle_pass(field: nn.Module, device: torch.device) -> Tensor:
+    """A zero loss through ``field`` at one point, for a rank whose rays all missed while the others' did not:
+    DDP averages the gradients of ranks that all ran the model forward and backward."""
+    sigma, rgb = field(torch.zeros(1, 3, device=device), torch.tensor([[0.0, 0.0, 1.0]], device=device))
+    return 0.0 * (sigma.sum() + rgb.sum())
 
 
 class Distillation(NamedTuple):
@@ -173,9 +242,13 @@ def _settings(state: dict[str, Any]) -> tuple[list[dict[str, Any]], list[float]]
     return groups, state["scheduler"]["base_lrs"]
 
 
-def train_step(phase: Phase, batcher: Batcher, kd: Distillation | None,
-               amp: AbstractContextManager) -> StepResult:
+def train_step(phase: Phase, field: nn.Module, batcher: Batcher, kd: Distillation | None,
+               amp: AbstractContextManager, batch_samples: int | None = None) -> StepResult:
     """One optimisation step of ``phase`` on a fresh batch: the photometric loss, plus distillation with ``kd``.
+
+    ``field`` is the phase's model as it trains (:func:`spiknerf.distributed.wrap`); the batch aims at
+    ``batch_samples`` samples (default: the preset's), summed over the processes of a job, each of which
+    renders its share of the rays (:class:`Batcher`) and weighs its loss by it (:func:`batch_loss`).
 
     Without a teacher the model refreshes its own occupancy grid first. With one the student marches the
     teacher's sampler: the teacher's occupancy grid, left as it is, and the teacher's density to drop the
@@ -189,38 +262,43 @@ def train_step(phase: Phase, batcher: Batcher, kd: Distillation | None,
     model, sampler = phase.model, phase.sampler
     model.train()
     with amp:
-        if kd is None:
-            sampler.update(phase.step, model.density, phase.generator)
-        o, d, vd, target, bg = batcher.draw(phase.preset.rays_per_batch(phase.samples_per_ray))
-        out = render_rays(model, sampler, o, d, bg, stratified=True, view_dirs=vd,
-                          sigma_fn=None if kd is None else kd.teacher.density)
-        photo = F.mse_loss(out.rgb, target)
-        loss = photo
+        if kd is None:  # in a job the ranks share the density evaluations, and all apply them all
+            sampler.update(phase.step, distributed.sharded(model.density), phase.generator)
+        batch = batcher.draw(phase.preset.rays_per_batch(phase.samples_per_ray, batch_samples))
+        out = render_rays(field, sampler, batch.origins, batch.dirs, batch.background, stratified=True,
+                          view_dirs=batch.view_dirs, sigma_fn=model.density if kd is None else kd.teacher.density,
+                          jitter=batch.jitter)
+        photo = F.mse_loss(out.rgb, batch.target)
+        distill = None
         if kd is not None:
             sigma_t, rgb_t = teacher_targets(kd.teacher, out.points, out.directions)
-            loss = loss + kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, out.samples.t_ends - out.samples.t_starts,
-                                  kd.weight_sigma, kd.weight_color)
+            distill = kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, out.samples.t_ends - out.samples.t_starts,
+                              kd.weight_sigma, kd.weight_color)
+    loss = batch_loss(photo, distill, len(batch.origins), len(out.samples))
     phase.optimizer.zero_grad(set_to_none=True)
-    if loss.requires_grad:  # a batch whose rays all miss the occupied cells has nothing to learn from
-        loss.backward()
+    if loss.samples:  # a batch whose rays all miss the occupied cells has nothing to learn from
+        backward = loss.backward if len(out.samples) else loss.backward + idle_pass(field, batch.origins.device)
+        backward.backward()
         phase.optimizer.step()
     phase.scheduler.step()
     seconds = time.perf_counter() - t0
-    return StepResult(loss=float(loss.detach()), train_psnr=-10.0 * math.log10(max(float(photo.detach()), 1e-10)),
-                      rays=len(o), samples=len(out.samples),
-                      samples_per_ray=len(out.samples) / max(out.samples.n_rays, 1), seconds=seconds,
+    return StepResult(loss=loss.value, train_psnr=-10.0 * math.log10(max(loss.photo, 1e-10)), rays=loss.rays,
+                      samples=loss.samples, samples_per_ray=loss.samples / max(loss.rays, 1), seconds=seconds,
                       points=out.points, directions=out.directions)
 
 
 class ProgressLog:
     """How a phase's training shows: a progress bar (rays/s, loss, train PSNR) on stderr, and TensorBoard
-    scalars every ``SCALARS_EVERY`` steps and at the last."""
+    scalars every ``SCALARS_EVERY`` steps and at the last; nothing without a ``writer`` (ranks other than 0)."""
 
-    def __init__(self, phase: Phase, writer: SummaryWriter) -> None:
+    def __init__(self, phase: Phase, writer: SummaryWriter | None) -> None:
         self.writer = writer
-        self.bar = tqdm(total=phase.steps, initial=phase.step, desc=phase.name, dynamic_ncols=True, file=sys.stderr)
+        self.bar = tqdm(total=phase.steps, initial=phase.step, desc=phase.name, dynamic_ncols=True, file=sys.stderr,
+                        disable=writer is None)
 
     def step(self, phase: Phase, result: StepResult) -> None:
+        if self.writer is None:
+            return
         rays_per_second = result.rays / result.seconds
         self.bar.update(1)
         self.bar.set_postfix(rays_s=f"{rays_per_second:.0f}", loss=f"{result.loss:.4f}",
@@ -232,9 +310,13 @@ class ProgressLog:
             for name, value in scalars.items():
                 self.writer.add_scalar(f"{phase.name}/{name}", value, phase.step)
 
+    def note(self, text: str) -> None:
+        if self.writer is not None:
+            self.bar.write(text)
+
     def evaluated(self, phase: Phase, test_psnr: float) -> None:
-        self.bar.write(f"{phase.name} step {phase.step}: test PSNR {test_psnr:.2f} dB "
-                       f"({phase.train_seconds:.0f} s of training)")
+        self.note(f"{phase.name} step {phase.step}: test PSNR {test_psnr:.2f} dB "
+                  f"({phase.train_seconds:.0f} s of training)")
 
     def close(self) -> None:
         self.bar.close()
@@ -262,16 +344,19 @@ def log_spiking_stats(writer: SummaryWriter, tag: str, step: int, model: nn.Modu
     writer.add_scalar(f"{tag}/macs_per_sample", ops.macs_per_sample, step)
 
 
-def evaluate_on_test_views(phase: Phase, scene: Scene, n_views: int, stride: int, writer: SummaryWriter,
-                           device: torch.device, last: StepResult) -> float:
+def evaluate_on_test_views(phase: Phase, scene: Scene, n_views: int, stride: int, writer: SummaryWriter | None,
+                           device: torch.device, last: StepResult) -> float | None:
     """Mean PSNR of ``phase``'s model on every ``stride``-th pixel of the first ``n_views`` test views (a cheap
     check during training; ``eval`` scores every pixel of every view). TensorBoard gets the PSNR, the first
-    view's images and, for a student, its firing rates at the sample points of the ``last`` batch."""
+    view's images and, for a student, its firing rates at the sample points of the ``last`` batch.
+    In a job the ranks render the views between them; rank 0 scores them, the others return None."""
     test = scene.splits["test"]
     views = range(min(n_views, len(test)))
     background = eval_background(scene)
     phase.model.eval()
     images = render_split(phase.model, phase.sampler, test, background, device, views, stride)
+    if writer is None:
+        return None
     truths = [test.image(v, background.cpu())[::stride, ::stride] for v in views]
     test_psnr = sum(psnr(image.rgb.cpu().reshape(gt.shape), gt) for image, gt in zip(images, truths, strict=True))
     test_psnr /= len(truths)
@@ -294,12 +379,14 @@ def append_history(path: Path, phase: Phase, test_psnr: float, stride: int, eval
 
 class Checkpointer:
     """Saves a phase's step checkpoints every ``--checkpoint-seconds`` of wall time (and every
-    ``--checkpoint-steps`` steps if set), and its final one."""
+    ``--checkpoint-steps`` steps if set), and its final one; in a job only rank 0 does (every rank holds the
+    same state)."""
 
     def __init__(self, run: Path, cfg: TrainConfig) -> None:
         self.run, self.keep = run, cfg.keep_checkpoints
         self.seconds, self.steps = cfg.checkpoint_seconds, cfg.checkpoint_steps
         self.last = time.perf_counter()
+        self.writes = distributed.is_first()
 
     def after_step(self, phase: Phase) -> None:
         due = time.perf_counter() - self.last >= self.seconds
@@ -307,15 +394,19 @@ class Checkpointer:
             self.save(phase)
 
     def save(self, phase: Phase, final: bool = False) -> None:
+        if not self.writes:
+            return
         save_checkpoint(self.run, phase.name, phase.step, phase.state(), keep=self.keep, final=final)
         self.last = time.perf_counter()
 
 
-def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter,
+def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter | None,
                 device: torch.device, teacher: nn.Module | None = None, watch: Watcher | None = None) -> None:
     """Train one model to ``phase.steps`` steps, distilled from ``teacher`` if given: each step is logged; every
     ``--eval-every`` steps and at the last the model is scored on test views; checkpoints follow their clock;
-    ``watch`` (the web viewer) sees the model after each step."""
+    ``watch`` (the web viewer) sees the model after each step. Without a ``writer`` (ranks other than 0 of a job)
+    this process trains and renders its share of the test views, and writes nothing."""
+    field = distributed.wrap(phase.model)
     batcher = Batcher(scene.splits["train"], device, phase.generator)
     kd = None if teacher is None else Distillation(teacher, cfg.kd_sigma, cfg.kd_color)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
@@ -325,24 +416,29 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     n_views = min(cfg.eval_views, len(test))
     stride = test.grid_stride(n_views, cfg.eval_pixels)
     grid = f"one pixel in {stride} x {stride} of " if stride > 1 else ""
-    log.bar.write(f"{phase.name}: test PSNR during training on {grid}{n_views} test view(s); "
-                  "every pixel of the test split at the end")
+    log.note(f"{phase.name}: test PSNR during training on {grid}{n_views} test view(s); "
+             "every pixel of the test split at the end")
     eval_seconds = 0.0
     while not phase.done:
-        result = train_step(phase, batcher, kd, amp)
+        result = train_step(phase, field, batcher, kd, amp, cfg.batch)
         phase.advance(result)
         log.step(phase, result)
         if phase.step % cfg.eval_every == 0 or phase.done:
             t0 = time.perf_counter()
             test_psnr = evaluate_on_test_views(phase, scene, n_views, stride, writer, device, result)
             eval_seconds += time.perf_counter() - t0
-            append_history(run / HISTORY, phase, test_psnr, stride, eval_seconds)
-            log.evaluated(phase, test_psnr)
+            if test_psnr is not None:
+                append_history(run / HISTORY, phase, test_psnr, stride, eval_seconds)
+                log.evaluated(phase, test_psnr)
         checkpoints.after_step(phase)
         if watch is not None:
             watch(phase.name, phase.step, phase.model, phase.sampler)
     log.close()
-    if eval_seconds:
+    if distributed.world() > 1:
+        distributed.check_identical(f"{phase.name}: the occupancy grid", phase.sampler.state_dict().values())
+        distributed.check_identical(f"{phase.name}: the weights", phase.model.state_dict().values())
+        log.note(f"{phase.name}: occupancy grid and weights identical on all {distributed.world()} processes")
+    if eval_seconds and writer is not None:
         share = eval_seconds / max(eval_seconds + phase.train_seconds, 1e-9)
         print(f"{phase.name}: evaluation during training took {eval_seconds:.1f} s, {100 * share:.1f} % of "
               "training and evaluation together", file=sys.stderr)
@@ -350,10 +446,11 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
 
 
 def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: TrainConfig, run: Path,
-              writer: SummaryWriter, device: torch.device, teacher: Teacher | None = None,
+              writer: SummaryWriter | None, device: torch.device, teacher: Teacher | None = None,
               watch: Watcher | None = None) -> Phase:
     """Build (``build()``, after seeding, so that ``--seed`` fixes the initial weights), resume if asked (or skip
-    when already finished), and train one model.
+    when already finished), and train one model. Every process of a job seeds alike: they build the same model
+    and draw from the same streams (:class:`Batcher`).
 
     A distilled student marches its rays as its teacher does (``train_phase``) and
     starts from its teacher's learned encoding (the hash table of the fast
@@ -372,8 +469,9 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
         phase.load(ckpt, load_checkpoint(ckpt))
-        trim_history(run / HISTORY, name, phase.step)
-        print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
+        if writer is not None:
+            trim_history(run / HISTORY, name, phase.step)
+            print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
     train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model, watch)
     return phase
 
@@ -425,35 +523,58 @@ def resumed_config(cfg: TrainConfig) -> TrainConfig:
     """The saved config of the run in ``--out``, held to what the command line accepts: a resumed run continues
     exactly as it started."""
     return dataclasses.replace(read_config(Path(cfg.out)), resume=True, out=cfg.out, dry_run=False,
-                               viewer=cfg.viewer, viewer_host=cfg.viewer_host, viewer_port=cfg.viewer_port)
+                               viewer=cfg.viewer, viewer_host=cfg.viewer_host, viewer_port=cfg.viewer_port,
+                               nproc=cfg.nproc)
 
 
 def main(cfg: TrainConfig) -> int:
     """Validate everything that can be validated cheaply, claim and lock the run folder, then train.
 
-    Without ``--out`` the run folder is named after the scene, so the scene loads first.
+    Without ``--out`` the run folder is named after the scene, so the scene loads first. In a job rank 0 claims
+    the folder (and fills its image cache) before the other ranks load the scene: a failure there stops them all.
     """
     cfg.validate()
-    if cfg.resume:
-        cfg = resumed_config(cfg)
-    data = Path(cfg.data) if cfg.data else default_scene_path()
-    if cfg.dry_run:
-        if cfg.out is not None:
-            check_new_run(Path(cfg.out))
-        scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
-        print(scene.summary())
-        print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
-              f"student {cfg.total_steps('student')}, "
-              f"student: {cfg.student.neuron} T={cfg.student.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
-        return 0
+    distributed.check_nproc(cfg.nproc)
+    with distributed.session(cuda=choose_device(cfg.device).type == "cuda"):
+        if cfg.resume:
+            cfg = distributed.first_then_others(partial(resumed_config, cfg))
+        data = Path(cfg.data) if cfg.data else default_scene_path()
+        if cfg.dry_run:
+            if distributed.is_first():
+                dry_run(cfg, data)
+            return 0
+        with ExitStack() as held:
+            claimed: list[Scene] = []
+            run = distributed.first_decides(lambda: claim_run(cfg, data, held, claimed))
+            scene = claimed[0] if claimed else load_scene(
+                data, downscale=cfg.downscale, background=cfg.background,
+                cache_dir=None if cfg.out is None else run / "cache", scene_kind=cfg.scene_kind)
+            return train_run(cfg, scene, run)
+
+
+def dry_run(cfg: TrainConfig, data: Path) -> None:
+    """``--dry-run``: check the scene and the run folder, print what would train."""
+    if cfg.out is not None:
+        check_new_run(Path(cfg.out))
+    scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
+    print(scene.summary())
+    print(f"preset: {cfg.preset}, model: {cfg.model}, steps: teacher {cfg.total_steps('teacher')}, "
+          f"student {cfg.total_steps('student')}, "
+          f"student: {cfg.student.neuron} T={cfg.student.T} kd={cfg.kd}, device: {choose_device(cfg.device)}")
+
+
+def claim_run(cfg: TrainConfig, data: Path, held: ExitStack, scenes: list[Scene]) -> Path:
+    """Hold the run folder (``--out``, else one named after the scene) until ``held`` closes, load the scene into
+    ``scenes`` (downscaled images cached in the run folder) and return the folder."""
     if cfg.out is None:
         scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
-        with hold_run(default_run_dir(scene.name), "train", create=True) as run:
-            return train_run(cfg, scene, run)
-    with hold_run(Path(cfg.out), "train", create=not cfg.resume) as run:
+        run = held.enter_context(hold_run(default_run_dir(scene.name), "train", create=True))
+    else:
+        run = held.enter_context(hold_run(Path(cfg.out), "train", create=not cfg.resume))
         scene = load_scene(data, downscale=cfg.downscale, background=cfg.background, cache_dir=run / "cache",
                            scene_kind=cfg.scene_kind)
-        return train_run(cfg, scene, run)
+    scenes.append(scene)
+    return run
 
 
 def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
@@ -464,29 +585,36 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
     and the same command may try it again.
     """
     device = choose_device(cfg.device)
+    first = distributed.is_first()  # in a job rank 0 writes; every rank trains, evaluates and renders its share
     teacher = None
     if cfg.model == "student" and cfg.teacher is not None:
-        teacher = load_teacher(Path(cfg.teacher), scene, cfg, device)
-    viewer = training_viewer(cfg, scene, run) if cfg.viewer else None
+        teacher = distributed.first_then_others(partial(load_teacher, Path(cfg.teacher), scene, cfg, device))
+    viewer = training_viewer(cfg, scene, run) if cfg.viewer and first else None
     try:
-        if not cfg.resume:
+        if not cfg.resume and first:
             resolved = {key: str(Path(getattr(cfg, key)).resolve()) if getattr(cfg, key) else None
                         for key in ("data", "teacher")}
             # the kind the scene was framed as, not "auto": eval and render frame it the same way
             saved = dataclasses.replace(cfg, out=str(run), scene_kind=scene.kind, **resolved)
             write_json_atomic(run / RUN_CONFIG, config_json(saved))
-        for note in scene.notes:
-            print(f"note: {note}", file=sys.stderr)
-        print(f"run directory: {run}", file=sys.stderr)
+        if first:
+            for note in scene.notes:
+                print(f"note: {note}", file=sys.stderr)
+            print(f"run directory: {run}" + (f" ({distributed.world()} processes)" if distributed.world() > 1
+                                            else ""), file=sys.stderr)
         train_models(cfg, scene, run, device, teacher, viewer)
     finally:
         if viewer is not None:
             viewer.close()
+    distributed.barrier()  # rank 0's final checkpoints are on disk before any rank evaluates them
     metrics = evaluate_run(run, device=cfg.device)
-    print(format_table(metrics))
+    if first:
+        print(format_table(metrics))
     if cfg.video_frames:
         shown = "student" if cfg.model != "teacher" else "teacher"
-        print(f"video: {render_video(run, model=shown, frames=cfg.video_frames, fps=cfg.fps)}", file=sys.stderr)
+        video = render_video(run, model=shown, frames=cfg.video_frames, fps=cfg.fps)
+        if first:
+            print(f"video: {video}", file=sys.stderr)
     return 0
 
 
@@ -494,7 +622,7 @@ def train_models(cfg: TrainConfig, scene: Scene, run: Path, device: torch.device
                  watch: Watcher | None) -> None:
     """Train the teacher, then the student, as ``--model`` asks."""
     preset = PRESETS[cfg.preset]
-    with SummaryWriter(str(run / "tb")) as writer:
+    with SummaryWriter(str(run / "tb")) if distributed.is_first() else nullcontext() as writer:
         if cfg.model in ("both", "teacher"):
             trained = run_phase("teacher", partial(preset.teacher, scene), scene, cfg, run, writer, device,
                                 watch=watch)

@@ -36,6 +36,7 @@ VIEWER = "web viewer"
 # pixels rendered for each test PSNR during training: with at least 256 rays a step and evaluations every 500
 # steps, a few per cent of the rays the steps between two evaluations train on
 EVAL_PIXELS = 1 << 14
+_DEFAULT_BATCH = ", ".join(f"{p.name} {p.target_samples}" for p in PRESETS.values())
 _DEFAULT_STEPS = ", ".join(f"{p.name} {p.teacher_steps} + {p.student_steps}" for p in PRESETS.values())
 
 
@@ -69,6 +70,11 @@ class TrainConfig:
                                                    "compared as each sample's opacity"})
     kd_color: float = field(default=0.5, metadata={"group": DISTILLATION, "help": "distillation weight on colour"})
 
+    batch: int | None = field(default=None, metadata={"group": SCHEDULE, "help": "samples a training step aims "
+                              "at, summed over all processes: its rays follow from the samples per ray (default: the "
+                              "preset's, " + _DEFAULT_BATCH + "). Several processes split this global batch, so they "
+                              "train as one process does and keep its learning rate; a larger --batch may take a "
+                              "larger learning rate (docs/distributed.md)"})
     steps: int | None = field(default=None, metadata={"group": SCHEDULE, "help": "training steps per model "
                                                       f"(default: the preset's teacher + student, {_DEFAULT_STEPS})"})
     seed: int = field(default=0, metadata={"group": SCHEDULE})
@@ -95,6 +101,9 @@ class TrainConfig:
     fps: int = field(default=24, metadata={"group": OUTPUT})
 
     device: str = field(default="auto", metadata={"group": DEVICE, "choices": ("auto", "cpu", "cuda")})
+    nproc: int = field(default=1, metadata={"group": DEVICE, "help": "train data-parallel in this many processes on "
+                       "this machine (gloo on the CPU, one GPU each with NCCL), as torchrun --nproc-per-node does; "
+                       "under torchrun leave it out (docs/distributed.md)"})
 
     viewer: bool = field(default=False, metadata={"group": VIEWER, "help": "serve a web viewer of the models as "
                                                    "they train (docs/viewer.md; needs the viewer extra)"})
@@ -107,6 +116,8 @@ class TrainConfig:
         """Refuse option values and combinations no run can use, naming the option."""
         checks = [
             (self.steps is None or self.steps >= 1, f"--steps must be >= 1 (got {self.steps})"),
+            (self.batch is None or self.batch >= 1, f"--batch must be >= 1 (got {self.batch})"),
+            (self.nproc >= 1, f"--nproc must be >= 1 (got {self.nproc})"),
             (self.downscale >= 1, f"--downscale must be >= 1 (got {self.downscale})"),
             *self.student.checks(),
             (self.kd_sigma >= 0 and self.kd_color >= 0, "--kd-sigma and --kd-color must be >= 0"),

@@ -339,6 +339,34 @@ TABLES: dict[str, TableSpec] = {
         Column("seconds", "training s (upper median)", ".1f"),
         Column("tries", "training s of each process", ".1f"), Column("x_idle", "x idle", ".2f"),
     ]),
+    "ddp_correctness": TableSpec([
+        Column("phase", "model"), Column("psnr_1", "PSNR, 1 process", ".3f"),
+        Column("psnr_2", "PSNR, 2 processes", ".3f"), Column("psnr_diff", "difference dB", "+.3f"),
+        Column("seed_diff", "1 process, next seed: difference dB", "+.3f"),
+        Column("weights_max_abs_diff", "weights max abs diff", ".2g"),
+        Column("grid_cells_differing", "grid cells differing (1 vs 2)", lambda row: f"{row['grid_cells_differing']}"
+               f" of {row['grid_cells']}"),
+        Column("ranks_identical", "grid + weights bit-identical across ranks",
+               lambda row: "yes" if row["ranks_identical"] else "no"),
+    ]),
+    "ddp_loss_curve": TableSpec([
+        Column("phase", "model"), Column("step", "step"), Column("loss_1", "training loss, 1 process", ".5f"),
+        Column("loss_2", "training loss, 2 processes", ".5f"),
+        Column("loss_1_next_seed", "1 process, next seed", ".5f"),
+    ]),
+    "ddp_throughput": TableSpec([
+        Column("layout", "processes x threads"), Column("steps_per_second", "teacher steps/s (upper median)", ".2f"),
+        Column("tries", "steps/s of each run", ".2f"), Column("x_1x2", "x (1 process x 2 threads)", ".2f"),
+    ]),
+    "ddp_comm": TableSpec([
+        Column("what", "sent per step"), Column("bytes_per_step", "bytes", ",.0f"),
+        Column("seconds_per_step", "ms alone (2 gloo processes)", lambda row: number(1e3 * row["seconds_per_step"],
+                                                                                      ".3g")),
+    ]),
+    "ddp_scaling": TableSpec([
+        Column("what", "all-reduce"), Column("link", "assumed link"), Column("gpus", "GPUs"),
+        Column("seconds_per_step", "ms a step (ring)", lambda row: number(1e3 * row["seconds_per_step"], ".3g")),
+    ]),
     "cuda_checks": TableSpec(CUDA_CHECK_COLUMNS),
     "cuda_timing": TableSpec([Column("what", "forward + backward"), Column("ms", "ms", ".3g")]),
 }
