@@ -12,11 +12,20 @@ Writes three tables (then regenerates the docs):
 * ``docs/results/capture_time.json``: ``spiknerf process`` on 20 photos of 500 x 375
   (20 of the cup photos, shrunk by ``--max-size 500``), wall time of the command;
 * ``docs/results/capture_quality.json``: the shapes capture trained with its true
-  cameras and with the estimated ones, the same ``--steps``, one thread each.
+  cameras and with the estimated ones, the same ``--steps``, one thread each, in the
+  same frame and box, scored on the same held-out views with their true cameras
+  (:mod:`spiknerf.capture.quality`);
+* ``docs/results/capture_contraction.json``: an all-around scene with a background
+  (the shapes inside a textured sphere, true cameras) trained with the space beyond
+  a box around the cameras contracted (``--scene-kind unbounded``) and without
+  (``--scene-kind object``: a plain box that holds the whole sphere), the same
+  ``--steps``; PSNR over the whole test split and, in ``docs/images/``, the first
+  test view as truth | teacher | student for each.
 
     python scripts/bench_capture.py                        # everything
     python scripts/bench_capture.py --only poses time      # no training
     python scripts/bench_capture.py --only quality --steps 2000
+    python scripts/bench_capture.py --only contraction --steps 2000
 
 Work folders go under ``--runs`` (default runs/bench-capture), which must not hold them yet;
 ``--reuse`` keeps the scene folders and finished training runs already there (a reused
@@ -35,18 +44,26 @@ import sys
 import time
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
+import torch
 
 from spiknerf.capture.accuracy import pose_errors
 from spiknerf.capture.normalize import c2w_from_colmap
+from spiknerf.capture.quality import write_quality_scenes
 from spiknerf.capture.sfm import load_pycolmap
 from spiknerf.capture.textured import write_capture
+from spiknerf.nerf.checkpoint import latest_checkpoint
+from spiknerf.nerf.data.images import downscale_image, quantize
+from spiknerf.nerf.evaluate import render_split
+from spiknerf.nerf.run import eval_background, load_model, open_scene, read_config
 from spiknerf.paths import LEGO, REAL_SCENES
 from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
 
 CUP = REAL_SCENES / "cup"
-PARTS = ("poses", "time", "quality")
+PARTS = ("poses", "time", "quality", "contraction")
+FIGURES = Path("docs/images")
 SHAPES = {"views": 48, "width": 400, "height": 300}
 LEGO_SPREAD = 25  # every 4th lego view: neighbours far apart, over the whole hemisphere
 
@@ -164,12 +181,13 @@ def poses(runs: Path, lego_views: int, reuse: bool, cup: bool) -> list[dict]:
 def timing(runs: Path) -> list[dict]:
     """``process`` on 20 cup photos shrunk to 500 x 375."""
     photos = runs / "time-photos"
-    photos.mkdir(parents=True, exist_ok=True)  # the scene folder, never reused, must be new
+    photos.mkdir(parents=True, exist_ok=True)
     names = sorted(p.name for p in (CUP / "images").iterdir())
     names = sorted(names, key=lambda n: int(Path(n).stem))[:40:2]
     for n in names:
         shutil.copy(CUP / "images" / n, photos / n)
     out = runs / "time-scene"
+    shutil.rmtree(out, ignore_errors=True)  # the driver's own folder from an earlier timing: never reused
     args = ["process", "--images", str(photos), "--out", str(out), "--max-size", "500"]
     seconds, cpu = run(args)
     _, capture = estimated(out)
@@ -182,7 +200,8 @@ def timing(runs: Path) -> list[dict]:
 
 def last_evaluations(out: Path, steps: int) -> dict[str, float] | None:
     """The test PSNR of each phase at its last step, from the run's own periodic evaluation (``history.jsonl``,
-    the first ``--eval-views`` test views); None unless both phases reached ``steps``."""
+    the first ``--eval-views`` test views); None unless the teacher (and the student, unless the run trains the
+    teacher alone) reached ``steps``."""
     history = out / "history.jsonl"
     if not history.is_file():
         return None
@@ -191,7 +210,9 @@ def last_evaluations(out: Path, steps: int) -> dict[str, float] | None:
         entry = json.loads(line)
         if entry["step"] == steps:
             last[entry["phase"]] = entry["test_psnr"]
-    return last if set(last) == {"teacher", "student"} else None
+    phases = {"teacher"} if json.loads((out / "config.json").read_text())["model"] == "teacher" else {
+        "teacher", "student"}
+    return last if set(last) >= phases else None
 
 
 def quality_row(out: Path, steps: int, periodic: bool) -> dict:
@@ -199,19 +220,20 @@ def quality_row(out: Path, steps: int, periodic: bool) -> dict:
     the views of its last periodic evaluation when the whole split was not evaluated."""
     if (out / "metrics.json").is_file():
         metrics = json.loads((out / "metrics.json").read_text())
-        return {"test_views": "all", "teacher_psnr": metrics["teacher"]["psnr"],
-                "student_psnr": metrics["student"]["psnr"], "teacher_ssim": metrics["teacher"]["ssim"],
-                "student_ssim": metrics["student"]["ssim"]}
+        student = metrics.get("student", {})  # none in a teacher-only run
+        return {"test_views": "all", "teacher_psnr": metrics["teacher"]["psnr"], "student_psnr": student.get("psnr"),
+                "teacher_ssim": metrics["teacher"]["ssim"], "student_ssim": student.get("ssim")}
     last = last_evaluations(out, steps) if periodic else None
     if last is None:
         raise SystemExit(f"{out}: no evaluation at step {steps} to read")
     views = json.loads((out / "config.json").read_text())["eval_views"]
-    return {"test_views": f"first {views}", "teacher_psnr": last["teacher"], "student_psnr": last["student"]}
+    return {"test_views": f"first {views}", "teacher_psnr": last["teacher"], "student_psnr": last.get("student")}
 
 
-def quality(runs: Path, steps: int, reuse: bool, periodic: bool) -> list[dict]:
+def quality(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_only: bool) -> tuple[list[dict], list[str]]:
     """The shapes capture trained with true and with estimated cameras, one after the other, one thread each
-    (PSNR does not depend on the machine's load, so runs made side by side may be reused).
+    (PSNR does not depend on the machine's load, so runs made side by side may be reused), both in the frame
+    and box ``process`` chose and scored on the same held-out views (:mod:`spiknerf.capture.quality`).
 
     With ``reuse`` a finished run is kept (with ``periodic``, one that reached its last periodic
     evaluation); its steps must be ``steps``.
@@ -220,22 +242,76 @@ def quality(runs: Path, steps: int, reuse: bool, periodic: bool) -> list[dict]:
     scene = runs / "quality-scene"
     if not reusable(scene, reuse):
         run(["process", "--images", str(capture / "images"), "--out", str(scene)])
-    rows = []
-    for label, data in {"true cameras": capture, "estimated cameras": scene}.items():
+    scenes = write_quality_scenes(capture, scene, runs / "quality-compare")
+    rows, notes = [], []
+    for label, data in {"true cameras": scenes["true"], "estimated cameras": scenes["estimated"]}.items():
         out = runs / f"train-{label.split()[0]}"
-        args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0"]
-        finished = (out / "metrics.json").is_file() or (periodic and last_evaluations(out, steps) is not None)
-        if reuse and finished:
-            if json.loads((out / "config.json").read_text())["steps"] != steps:
-                raise SystemExit(f"{out} was trained for other than {steps} steps: remove it or change --steps")
-        else:
-            subprocess.run([sys.executable, "-m", "spiknerf.cli", *args], env=dict(os.environ, OMP_NUM_THREADS="1"),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0",
+                "--eval-every", str(steps), *(["--model", "teacher"] if teacher_only else [])]
+        notes += [n for n in [train_run(out, args, steps, reuse, periodic)] if n]
         rows.append({"cameras": label, **quality_row(out, steps, periodic), "steps": steps,
                      "command": "OMP_NUM_THREADS=1 spiknerf " + " ".join(args)})
         print(json.dumps(rows[-1]), file=sys.stderr)
     if len({r["test_views"] for r in rows}) > 1:
         raise SystemExit("the runs were evaluated on different test views; rerun without --periodic-eval")
+    return rows, notes
+
+
+def train_run(out: Path, args: list[str], steps: int, reuse: bool, periodic: bool) -> str | None:
+    """``spiknerf train ARGS`` into ``out``, one thread; skipped when ``reuse`` finds a finished run of ``steps``.
+
+    A note when the reused run was trained with another ``--model`` than ``ARGS`` ask for (its phases scored).
+    """
+    finished = (out / "metrics.json").is_file() or (periodic and last_evaluations(out, steps) is not None)
+    if reuse and finished:
+        config = json.loads((out / "config.json").read_text())
+        if config["steps"] != steps:
+            raise SystemExit(f"{out} was trained for other than {steps} steps: remove it or change --steps")
+        asked = args[args.index("--model") + 1] if "--model" in args else "both"
+        if config["model"] != asked:
+            scored = sorted(json.loads((out / "metrics.json").read_text()).keys() & {"teacher", "student"}) if (
+                out / "metrics.json").is_file() else ["its periodic evaluation"]
+            return (f"{out.name} was trained with --model {config['model']} (not {asked}) and stopped after its "
+                    f"teacher phase; scored: {', '.join(scored)} (spiknerf eval --run {out} --model teacher)")
+        return None
+    subprocess.run([sys.executable, "-m", "spiknerf.cli", *args], env=dict(os.environ, OMP_NUM_THREADS="1"),
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return None
+
+
+def test_view_strip(run: Path, view: int = 0, shrink: int = 2) -> np.ndarray:
+    """The run's test view ``view`` as truth | teacher | student (those it trained), uint8, each shrunk ``shrink``
+    times."""
+    config = read_config(run)
+    scene = open_scene(run, config, read_only=True)
+    split, background = scene.splits["test"], eval_background(scene)
+    panels = [split.image(view, background).numpy()]
+    for phase in [p for p in ("teacher", "student") if latest_checkpoint(run, p) is not None]:
+        model, sampler, _ = load_model(run, phase, config, scene, torch.device("cpu"))
+        with torch.no_grad():
+            rgb = render_split(model, sampler, split, background, torch.device("cpu"), [view])[0].rgb
+        panels.append(rgb.reshape(split.height, split.width, 3).clamp(0, 1).numpy())
+    return downscale_image(quantize(np.concatenate(panels, axis=1)), shrink)
+
+
+def contraction(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_only: bool,
+                downscale: int) -> list[dict]:
+    """The shapes in a textured sphere trained with and without contraction; a frame of each into FIGURES."""
+    capture = shapes_capture(runs, background=True)
+    rows = []
+    for kind, label in (("unbounded", "contracted beyond a box around the cameras"),
+                        ("object", "no contraction: one box holding the sphere")):
+        out = runs / f"train-background-{kind}"
+        args = ["train", "--data", str(capture), "--scene-kind", kind, "--steps", str(steps), "--out", str(out),
+                "--downscale", str(downscale),
+                "--video-frames", "0", "--eval-every", str(steps), *(["--model", "teacher"] if teacher_only else [])]
+        if note := train_run(out, args, steps, reuse, periodic):
+            print(f"note: {note}", file=sys.stderr)
+        figure = FIGURES / f"capture-background-{kind}.png"
+        iio.imwrite(figure, test_view_strip(out, shrink=max(1, 2 // downscale)))
+        rows.append({"space": label, "scene_kind": kind, **quality_row(out, steps, periodic), "steps": steps,
+                     "figure": str(figure), "command": "OMP_NUM_THREADS=1 spiknerf " + " ".join(args)})
+        print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
 
@@ -244,17 +320,21 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", choices=PARTS, help="parts to run (default: all)")
     parser.add_argument("--runs", default="runs/bench-capture", help="folder for captures, scenes and runs")
     parser.add_argument("--lego-views", type=int, default=30, help="lego views of the patch around r_0")
-    parser.add_argument("--steps", type=int, default=2000, help="quality: training steps per model, both sides")
+    parser.add_argument("--steps", type=int, default=2000, help="quality, contraction: training steps per model")
     parser.add_argument("--no-cup", action="store_true", help="poses: leave out the cup (the slowest to process)")
     parser.add_argument("--periodic-eval", action="store_true",
                         help="quality: score reused runs by their last periodic evaluation (a few test views) when "
                              "their whole test split was not evaluated (for lack of time)")
+    parser.add_argument("--downscale", type=int, default=1, help="contraction: images shrunk this many times")
+    parser.add_argument("--teacher-only", action="store_true",
+                        help="quality, contraction: train the teachers alone (no students), for lack of time")
     parser.add_argument("--reuse", action="store_true", help="keep the scene folders and finished runs under --runs")
     args = parser.parse_args()
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     parts = args.only or PARTS
-    base = "python scripts/bench_capture.py" + (" --reuse" if args.reuse else "")
+    base = "python scripts/bench_capture.py" + (" --reuse" if args.reuse else "") + (
+        " --teacher-only" if args.teacher_only else "")
     if "poses" in parts:
         prov = provenance(f"{base} --only poses --lego-views {args.lego_views}" + (" --no-cup" if args.no_cup else ""))
         rows = poses(runs, args.lego_views, args.reuse, not args.no_cup)
@@ -268,16 +348,22 @@ def main() -> None:
         prov = provenance(f"{base} --only time")
         rows = timing(runs)
         write_results(Results(table="capture_time", rows=rows, commands=[r["command"] for r in rows], **prov))
+    periodic = " --periodic-eval" if args.periodic_eval else ""
     if "quality" in parts:
-        prov = provenance(f"{base} --only quality --steps {args.steps}" + (" --periodic-eval" if args.periodic_eval
-                          else ""), conditions="one thread a training")
-        rows = quality(runs, args.steps, args.reuse, args.periodic_eval)
+        prov = provenance(f"{base} --only quality --steps {args.steps}{periodic}", conditions="one thread a training")
+        rows, notes = quality(runs, args.steps, args.reuse, args.periodic_eval, args.teacher_only)
         true, est = rows
-        summary = {"teacher_db_lost": true["teacher_psnr"] - est["teacher_psnr"],
-                   "student_db_lost": true["student_psnr"] - est["student_psnr"]}
-        write_results(Results(table="capture_quality", rows=rows, summary=summary,
+        summary = {f"{phase}_db_lost": true[f"{phase}_psnr"] - est[f"{phase}_psnr"] for phase in ("teacher", "student")
+                   if true[f"{phase}_psnr"] is not None and est[f"{phase}_psnr"] is not None}
+        write_results(Results(table="capture_quality", rows=rows, summary=summary, notes=notes,
                               commands=[r["command"] for r in rows],
                               settings={"steps": args.steps, "shapes": SHAPES}, **prov))
+    if "contraction" in parts:
+        prov = provenance(f"{base} --only contraction --steps {args.steps} --downscale {args.downscale}{periodic}",
+                          conditions="one thread a training")
+        rows = contraction(runs, args.steps, args.reuse, args.periodic_eval, args.teacher_only, args.downscale)
+        write_results(Results(table="capture_contraction", rows=rows, commands=[r["command"] for r in rows],
+                              settings={"steps": args.steps, "downscale": args.downscale, "shapes": SHAPES}, **prov))
     for doc in regenerate():
         print(f"regenerated {doc}")
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections import namedtuple
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("pycolmap")
@@ -15,6 +17,8 @@ pytest.importorskip("pycolmap")
 from spiknerf.capture.accuracy import pose_errors, umeyama  # noqa: E402
 from spiknerf.capture.normalize import SCENE_KINDS, detect_scene_kind, frame_scene  # noqa: E402
 from spiknerf.capture.photos import natural_key, read_photo  # noqa: E402
+from spiknerf.capture.quality import alignment, moved, write_quality_scenes  # noqa: E402
+from spiknerf.capture.scene_folder import lens  # noqa: E402
 from spiknerf.capture.sfm import image_pairs  # noqa: E402
 from spiknerf.capture.textured import write_capture  # noqa: E402
 from spiknerf.capture.video import extract_frames, sharpness  # noqa: E402
@@ -75,6 +79,53 @@ def test_process_poses_a_small_capture(capture, processed):
     assert (processed / "colmap" / "sparse" / "0" / "images.bin").is_file()
     assert not (processed / "work").exists()
     assert not [p for p in processed.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_process_keeps_the_pixels_and_writes_the_lens(capture, processed):
+    """The images are the photos as posed (not resampled or cropped); the lens goes beside them, bending the rays."""
+    meta = json.loads((processed / "transforms.json").read_text())
+    for frame in meta["frames"]:
+        written = iio.imread(processed / frame["file_path"])
+        assert np.array_equal(written, iio.imread(capture / "images" / frame["source"]))
+    assert (meta["w"], meta["h"]) == (CAPTURE["width"], CAPTURE["height"])
+    f, cx, cy, k = meta["capture"]["estimated_camera"]["params"]
+    assert (meta["fl_x"], meta["fl_y"], meta["cx"], meta["cy"], meta["k1"]) == (f, f, cx, cy, k)
+    train = load_scene(processed).splits["train"]
+    assert train.distortion is not None and train.distortion[0, 0].item() == pytest.approx(k, rel=1e-6)
+
+
+def test_lens_fields_of_each_camera_model():
+    camera = namedtuple("Camera", "model_name params")
+    assert lens(camera("SIMPLE_RADIAL", [500.0, 200.0, 150.0, -0.02])) == {
+        "fl_x": 500.0, "fl_y": 500.0, "cx": 200.0, "cy": 150.0, "k1": -0.02, "k2": 0.0, "p1": 0.0, "p2": 0.0}
+    opencv = lens(camera("OPENCV", [500.0, 510.0, 200.0, 150.0, -0.02, 0.01, 0.001, -0.002]))
+    assert list(opencv.values()) == [500.0, 510.0, 200.0, 150.0, -0.02, 0.01, 0.001, -0.002]
+
+
+def test_quality_scenes_differ_only_in_the_training_cameras(capture, processed, tmp_path):
+    scenes = write_quality_scenes(capture, processed, tmp_path)
+    true, estimated = load_scene(scenes["true"]), load_scene(scenes["estimated"])
+    assert true.kind == estimated.kind and torch.equal(true.aabb, estimated.aabb)
+    a, b = true.splits["test"], estimated.splits["test"]
+    assert a.names == b.names and len(a) == len(range(0, CAPTURE["views"], 8))
+    assert torch.equal(a.c2w, b.c2w) and torch.equal(a.intrinsics, b.intrinsics) and torch.equal(a.images, b.images)
+    assert b.distortion is None or not b.distortion.any()
+    assert true.splits["train"].names == estimated.splits["train"].names
+    assert not torch.equal(true.splits["train"].c2w, estimated.splits["train"].c2w)
+
+
+def test_held_out_cameras_are_aligned_exactly():
+    """Estimated cameras that are a similarity of the true ones: the held-out true cameras land on them exactly."""
+    rng = np.random.default_rng(1)
+    up = torch.tensor([0.0, 0.0, 1.0])
+    eyes = rng.normal(size=(10, 3)) * 3
+    true = {f"v{i}": look_at(torch.tensor(e), torch.zeros(3), up).double().numpy() for i, e in enumerate(eyes)}
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    sim = np.eye(4)
+    sim[:3, :3], sim[:3, 3] = 0.3 * q * np.sign(np.linalg.det(q)), rng.normal(size=3)
+    estimated = {n: moved(sim, c2w) for n, c2w in true.items()}
+    m = alignment(true, estimated, [f"v{i}" for i in range(1, 10)])
+    assert np.allclose(moved(m, true["v0"]), estimated["v0"], atol=1e-9)
 
 
 def test_process_a_video(capture, tmp_path, capsys):

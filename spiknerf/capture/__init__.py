@@ -6,7 +6,7 @@
 * :mod:`~spiknerf.capture.video`: evenly spaced, sharp frames of a video;
 * :mod:`~spiknerf.capture.sfm`: features, matching and incremental mapping with pycolmap;
 * :mod:`~spiknerf.capture.normalize`: the reconstruction as OpenGL cameras in a normalized frame, its box and kind;
-* :mod:`~spiknerf.capture.scene_folder`: undistorted images and ``transforms.json``;
+* :mod:`~spiknerf.capture.scene_folder`: posed images, their lens and ``transforms.json``;
 * :mod:`~spiknerf.capture.process`: the command.
 
 :mod:`~spiknerf.capture.accuracy` compares estimated cameras with known ones, and

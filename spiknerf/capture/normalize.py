@@ -89,9 +89,13 @@ def robust_box(points: np.ndarray) -> np.ndarray:
 
 
 def padded(box: np.ndarray) -> np.ndarray:
-    """``box`` grown by :data:`PAD` of its size on every side."""
+    """``box`` grown on every side by :data:`PAD` of its longest side.
+
+    The same margin on every axis: a thin axis (a flat object, a base seen edge-on) holds few points
+    near its ends, and a margin in proportion to its own size left part of the object outside.
+    """
     lo, hi = box[:3], box[3:]
-    margin = PAD * (hi - lo)
+    margin = PAD * (hi - lo).max()
     return np.concatenate([lo - margin, hi + margin])
 
 

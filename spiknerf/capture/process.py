@@ -1,8 +1,8 @@
 """``spiknerf process``: photos or a video in, a posed scene folder out, ready for ``spiknerf train --data``.
 
 Stages: working images (checked photos, or the sharpest frames of a video),
-features, matching, incremental mapping (pycolmap), framing, undistortion, and the
-scene folder. The result is judged by what it prints: images registered of the
+features, matching, incremental mapping (pycolmap), framing, and the scene folder
+(images as posed, the lens model beside them). The result is judged by what it prints: images registered of the
 total, mean reprojection error, 3D points. Fewer than ``--min-registered`` of the
 images registered (or fewer than three) is refused with one ``error:`` line.
 
@@ -45,7 +45,7 @@ class ProcessConfig:
     matching: str = field(default="auto", metadata={"choices": MATCHINGS, "help": "image pairs matched: auto "
                           "(sequential for a video, exhaustive for photos), exhaustive, or sequential"})
     camera_model: str = field(default="SIMPLE_RADIAL", metadata={"choices": CAMERA_MODELS,
-                              "help": "lens model estimated (images are undistorted to a pinhole)"})
+                              "help": "lens model estimated (written with the images; training bends rays through it)"})
     min_registered: float = field(default=0.5, metadata={"help": "refuse the result when fewer than this fraction "
                                                                  "of the images get a pose"})
     threads: int = field(default=-1, metadata={"help": "threads for pycolmap (-1: all cores)"})

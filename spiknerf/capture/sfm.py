@@ -1,4 +1,4 @@
-"""Camera poses with pycolmap: SIFT features, matching, incremental mapping, undistortion to pinhole.
+"""Camera poses with pycolmap: SIFT features, matching, incremental mapping.
 
 pycolmap (COLMAP's Python bindings, a CPU wheel) does all of structure from
 motion; this module chooses its options and shows progress:
@@ -36,6 +36,10 @@ CAMERA_MODELS: tuple[str, ...] = ("SIMPLE_RADIAL", "RADIAL", "OPENCV", "SIMPLE_P
 MIN_MODEL_SIZE = 3
 DEFAULT_FOCAL_FACTOR = 1.2  # COLMAP's focal length guess, times the longer side, when nothing is known
 PROGRESS_CHUNKS = 20  # calls into pycolmap per stage, each a step of its bar
+# work per call at least: each call starts its workers anew (and matching loads the features again), which for a
+# small capture costs as much as the work itself; and COLMAP spreads images, not parts of one, over its threads
+MIN_IMAGES_PER_CALL = 8
+MIN_PAIRS_PER_CALL = 200
 
 
 def load_pycolmap() -> Any:
@@ -88,8 +92,9 @@ def image_pairs(names: list[str], matching: str, overlap: int) -> list[tuple[str
     return [(names[i], names[j]) for i, j in sorted(pairs)]
 
 
-def _chunks(items: list, count: int) -> list[list]:
-    size = max(1, -(-len(items) // count))
+def _chunks(items: list, count: int, least: int = 1) -> list[list]:
+    """``items`` in about ``count`` runs of at least ``least`` each."""
+    size = max(least, -(-len(items) // count))
     return [items[i: i + size] for i in range(0, len(items), size)]
 
 
@@ -110,7 +115,7 @@ def extract_features(pycolmap: Any, database: Path, image_dir: Path, names: list
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.num_threads = options.threads
     with tqdm(total=len(names), desc="features", unit="image") as bar:
-        for chunk in _chunks(names, PROGRESS_CHUNKS):
+        for chunk in _chunks(names, PROGRESS_CHUNKS, MIN_IMAGES_PER_CALL):
             pycolmap.extract_features(database, image_dir, image_names=chunk, reader_options=reader,
                                       extraction_options=extraction, device=pycolmap.Device.cpu)
             bar.update(len(chunk))
@@ -124,7 +129,7 @@ def match_features(pycolmap: Any, database: Path, work: Path, names: list[str], 
     pairing = pycolmap.ImportedPairingOptions()
     pairing.match_list_path = work / "pairs.txt"
     with tqdm(total=len(pairs), desc=f"match ({options.matching})", unit="pair") as bar:
-        for chunk in _chunks(pairs, PROGRESS_CHUNKS):
+        for chunk in _chunks(pairs, PROGRESS_CHUNKS, MIN_PAIRS_PER_CALL):
             pairing.match_list_path.write_text("".join(f"{a} {b}\n" for a, b in chunk))
             pycolmap.match_image_pairs(database, matching_options=matching, pairing_options=pairing,
                                        device=pycolmap.Device.cpu)
@@ -190,17 +195,3 @@ def posed_images(registration: Registration, order: list[str]) -> Posed:
         raise AssertionError(f"expected one camera, the model has {len(cameras)}")
     points = np.array([p.xyz for p in model.points3D.values()], dtype=np.float64).reshape(-1, 3)
     return Posed(names, matrices, model.cameras[cameras.pop()], points)
-
-
-def undistorter(camera: Any) -> tuple[Any, Any]:
-    """(options, pinhole camera) to undistort images of ``camera`` with pycolmap, keeping only valid pixels."""
-    pycolmap = load_pycolmap()
-    options = pycolmap.UndistortCameraOptions()  # blank_pixels 0: crop to pixels the lens saw
-    return options, pycolmap.undistort_camera(options, camera)
-
-
-def undistort(image: np.ndarray, camera: Any, options: Any) -> np.ndarray:
-    """One uint8 RGB image of ``camera`` resampled to the pinhole camera of :func:`undistorter`."""
-    pycolmap = load_pycolmap()
-    bitmap, _ = pycolmap.undistort_image(options, pycolmap.Bitmap.from_array(np.ascontiguousarray(image)), camera)
-    return bitmap.to_array()

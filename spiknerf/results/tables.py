@@ -222,8 +222,9 @@ CAPTURE_POSE_COLUMNS = [
 
 def _capture_quality_extra(r: Results) -> list[str]:
     s = r.summary
-    return [f"Lost to estimated cameras: teacher {number(s['teacher_db_lost'], '+.2f')} dB, student "
-            f"{number(s['student_db_lost'], '+.2f')} dB."] if s else []
+    lost = [f"{phase} {number(s[f'{phase}_db_lost'], '+.2f')} dB" for phase in ("teacher", "student")
+            if f"{phase}_db_lost" in s]
+    return [f"Lost to estimated cameras: {', '.join(lost)}."] if lost else []
 
 
 CUDA_CHECK_COLUMNS = [Column("check", "check"), Column("measure", "measure"),
@@ -313,6 +314,12 @@ TABLES: dict[str, TableSpec] = {
         Column("student_psnr", "student PSNR", ".2f"), Column("teacher_ssim", "teacher SSIM", ".4f"),
         Column("student_ssim", "student SSIM", ".4f"), Column("steps", "steps a model", ".0f"),
     ], _capture_quality_extra),
+    "capture_contraction": TableSpec([
+        Column("space", "space beyond the box"), Column("test_views", "test views"),
+        Column("teacher_psnr", "teacher PSNR", ".2f"), Column("student_psnr", "student PSNR", ".2f"),
+        Column("teacher_ssim", "teacher SSIM", ".4f"), Column("student_ssim", "student SSIM", ".4f"),
+        Column("steps", "steps a model", ".0f"), Column("figure", "frame"),
+    ]),
     "viewer_speed": TableSpec(VIEWER_SPEED_COLUMNS),
     "viewer_training": TableSpec(VIEWER_TRAINING_COLUMNS),
     "export_mesh": TableSpec([
