@@ -8,8 +8,9 @@ from spiknerf.results import contention
 def test_each_setup_starts_from_a_clean_threading_environment(monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     monkeypatch.setenv("GOMP_SPINCOUNT", "0")
-    assert "OMP_NUM_THREADS" not in contention._environment("default")
-    assert "GOMP_SPINCOUNT" not in contention._environment("default")
+    assert "OMP_NUM_THREADS" not in contention._environment("spiknerf automatic")
+    assert "GOMP_SPINCOUNT" not in contention._environment("spiknerf automatic")
+    assert contention._environment("torch default (GOMP_SPINCOUNT=300000)")["GOMP_SPINCOUNT"] == "300000"
     assert contention._environment("OMP_NUM_THREADS=1")["OMP_NUM_THREADS"] == "1"
     assert contention._environment("OMP_WAIT_POLICY=PASSIVE")["OMP_WAIT_POLICY"] == "PASSIVE"
 
@@ -17,7 +18,7 @@ def test_each_setup_starts_from_a_clean_threading_environment(monkeypatch) -> No
 def test_rows_take_the_median_and_divide_by_the_same_setups_idle_time(monkeypatch) -> None:
     seconds = {"idle": [10.0], "one busy loop beside it": [15.0], "two trainings at once": [18.0, 22.0]}
     monkeypatch.setattr(contention, "measure", lambda args, setup, condition, scratch: seconds[condition])
-    rows = contention.contention_table([], ["default"], repeats=1)
+    rows = contention.contention_table([], ["spiknerf automatic"], repeats=1)
     assert [row["condition"] for row in rows] == list(contention.CONDITIONS)
     assert [row["x_idle"] for row in rows] == [1.0, 1.5, 2.2]
     assert rows[2]["tries"] == [18.0, 22.0]

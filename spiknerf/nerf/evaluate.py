@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from spiknerf.atomic import write_json_atomic
 from spiknerf.errors import InputError
@@ -64,11 +65,15 @@ class EvalConfig:
 
 
 def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor, device: torch.device,
-                 views: Iterable[int] | None = None, stride: int = 1) -> list[Image]:
+                 views: Iterable[int] | None = None, stride: int = 1, progress: str | None = None) -> list[Image]:
     """Views of a split (all of them by default), rendered without gradients; with ``stride``, only every
-    ``stride``-th pixel along each axis (:meth:`Split.image_pixels`)."""
+    ``stride``-th pixel along each axis (:meth:`Split.image_pixels`). ``progress``: the label of a progress bar
+    (views done, time left) on stderr."""
     images = []
-    for v in range(len(split)) if views is None else views:
+    views = range(len(split)) if views is None else views
+    if progress is not None:
+        views = tqdm(views, desc=progress, unit="view", file=sys.stderr, dynamic_ncols=True, leave=False)
+    for v in views:
         o, d, vd = split.view_rays(v, device, stride)
         images.append(render_chunks(model, sampler, o, d, background.to(device), vd))
     return images
@@ -99,7 +104,9 @@ def reparam_difference(model: nn.Module, sampler: nn.Module, split: Split, backg
     folded = reparameterize(model, offsets=offsets, inputs=tuple(t.to(dtype) for t in wiring_inputs))
     o, d, vd = (None if t is None else t.to(device, dtype) for t in check_rays(split))
     bg = background.to(device, dtype)
-    a, b = (render_chunks(m, sampler, o, d, bg, vd).rgb for m in (model, folded))
+    forms = tqdm((model, folded), desc=f"reparameterization check ({len(o)} rays, {str(dtype).split('.')[-1]})",
+                 unit="form", file=sys.stderr, dynamic_ncols=True, leave=False)
+    a, b = (render_chunks(m, sampler, o, d, bg, vd).rgb for m in forms)
     return float((a - b).abs().max())
 
 
@@ -180,7 +187,7 @@ def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, spl
     else:
         inference = model
     t0 = time.perf_counter()
-    images = render_split(inference, sampler, split, background, device)
+    images = render_split(inference, sampler, split, background, device, progress=f"evaluating {phase}")
     per_view = (time.perf_counter() - t0) / max(len(split), 1)
     block = score(images, split, background) | {"seconds_per_view": per_view}
     train_seconds = state["train_seconds"]

@@ -331,6 +331,7 @@ TABLES: dict[str, TableSpec] = {
         Column("condition", "machine"), Column("setup", "threading"),
         Column("seconds", "training s (upper median)", ".1f"),
         Column("tries", "training s of each process", ".1f"), Column("x_idle", "x idle", ".2f"),
+        Column("x_best_idle", "x fastest idle", lambda row: number(row.get("x_best_idle"), ".2f")),
     ]),
     "cuda_checks": TableSpec(CUDA_CHECK_COLUMNS),
     "cuda_timing": TableSpec([Column("what", "forward + backward"), Column("ms", "ms", ".3g")]),
