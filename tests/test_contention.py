@@ -22,3 +22,17 @@ def test_rows_take_the_median_and_divide_by_the_same_setups_idle_time(monkeypatc
     assert [row["condition"] for row in rows] == list(contention.CONDITIONS)
     assert [row["x_idle"] for row in rows] == [1.0, 1.5, 2.2]
     assert rows[2]["tries"] == [18.0, 22.0]
+
+
+def test_the_default_runs_stages_are_read_from_when_its_output_marks_them() -> None:
+    from spiknerf.results.default_run import stage_seconds
+
+    lines = [(1.0, "threads: 2 (...)"), (4.0, "run directory: runs/x"), (60.0, "student: test PSNR during training"),
+             (150.0, "evaluating teacher on 13 test views"), (155.0, "evaluating student on 13 test views"),
+             (170.0, "view    teacher PSNR"), (200.0, "video: runs/x/renders/student-orbit.mp4")]
+    assert stage_seconds(lines, 201.0) == {"setup": 4.0, "teacher": 56.0, "student": 90.0, "evaluation": 20.0,
+                                           "video": 30.0, "rest": 1.0}
+    teacher_only = [(4.0, "run directory: runs/x"), (60.0, "evaluating teacher on 13 test views"),
+                    (70.0, "view    teacher PSNR")]
+    assert stage_seconds(teacher_only, 71.0) == {"setup": 4.0, "teacher": 56.0, "evaluation": 10.0, "video": 1.0,
+                                                 "rest": 0.0}
