@@ -33,7 +33,8 @@ from spiknerf.results.docs import regenerate
 
 def contention(args: argparse.Namespace, command: str) -> Results:
     train_args = ["--data", str(args.data), "--downscale", str(args.downscale), "--model", "teacher",
-                  "--steps", str(args.steps), "--eval-every", "100000", "--eval-views", "1", "--video-frames", "0"]
+                  "--steps", str(args.steps or 150), "--eval-every", "100000", "--eval-views", "1",
+                  "--video-frames", "0"]
     settings = {"train": "spiknerf train " + " ".join(train_args), "repeats": args.repeats}
     meta = provenance(command)  # the load average before our own processes start
     rows = contention_table(train_args, args.setups, args.repeats)
@@ -42,6 +43,7 @@ def contention(args: argparse.Namespace, command: str) -> Results:
 
 def default_run(args: argparse.Namespace, command: str) -> Results:
     train_args = ["--data", str(args.data), "--downscale", str(args.downscale)]
+    train_args += ["--steps", str(args.steps)] if args.steps else []  # a shorter run, to check the driver works
     meta = provenance(command)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,7 +66,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("contention", "default-run"), default="contention")
     parser.add_argument("--data", type=Path, default=SHARED_DATA / "nerf_synthetic" / "lego")
     parser.add_argument("--downscale", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=150, help="contention: teacher steps a training")
+    parser.add_argument("--steps", type=int, default=None, help="contention: teacher steps a training (default "
+                        "150); default-run: steps of each model (default: the preset's)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--setups", nargs="+", choices=tuple(SETUPS), default=tuple(SETUPS))
     args = parser.parse_args()
