@@ -210,8 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the final parse's --threads (the job's own default, say) over the early look, as the process started
         choice, _ = threads.plan(max(requested, 0) if own_threads else requested, environ, torch_loaded)
         cfg = config_from_options(cls, values)
-        with threads.held(choice) as choice:
-            print(choice.line(), file=sys.stderr)
+        with threads.held(choice):
             code = job.main(cfg)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -97,6 +97,7 @@ def _positive_int(text: str | None) -> int | None:
 
 
 _chosen: Threading | None = None
+_announced = False  # whether this command printed its threading
 
 
 def setup(requested: int, environ: MutableMapping[str, str] = os.environ) -> Threading:
@@ -111,19 +112,28 @@ def setup(requested: int, environ: MutableMapping[str, str] = os.environ) -> Thr
 def held(choice: Threading) -> Iterator[Threading]:
     """Run with ``choice``'s threads (torch has loaded by now), yielding the choice with its count filled in;
     torch's count before is restored after, for a caller that runs commands in its own process."""
-    global _chosen
+    global _chosen, _announced
     import torch
 
     before = torch.get_num_threads()
     if choice.threads is None:
         choice = replace(choice, threads=before)
     torch.set_num_threads(choice.threads)
-    _chosen = choice
+    _chosen, _announced = choice, False
     try:
         yield choice
     finally:
         _chosen = None
         torch.set_num_threads(before)
+
+
+def announce() -> None:
+    """Print the threading on stderr, once a process: where a job's long work begins (not before its input is
+    checked, so that a refusal stays one ``error:`` line)."""
+    global _announced
+    if not _announced:
+        print(chosen().line(), file=sys.stderr)
+        _announced = True
 
 
 def chosen() -> Threading:

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from spiknerf import threads
 from spiknerf.atomic import write_json_atomic
 from spiknerf.errors import InputError
 from spiknerf.json_input import expect_object, is_number, read_json
@@ -249,6 +250,7 @@ def evaluate_run(run: Path, split: str = "test", phases: tuple[str, ...] = ("tea
                  and any(f.name.startswith(p + "-") for f in (run / "checkpoints").iterdir())]
     if not available:
         raise InputError(f"{run}: no trained model to evaluate in {run / 'checkpoints'}")
+    threads.announce()
     for phase in available:
         print(f"evaluating {phase} on {len(scene.splits[split])} {split} views", file=sys.stderr)
         metrics[phase] = evaluate_model(run, phase, config, scene, split, dev, e_mac, e_ac)

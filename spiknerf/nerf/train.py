@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from spiknerf import threads
 from spiknerf.atomic import write_atomic, write_json_atomic
 from spiknerf.errors import InputError
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -492,6 +493,7 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
             write_json_atomic(run / RUN_CONFIG, config_json(saved))
         for note in scene.notes:
             print(f"note: {note}", file=sys.stderr)
+        threads.announce()
         print(f"run directory: {run}", file=sys.stderr)
         train_models(cfg, scene, run, device, teacher, viewer)
     finally:
