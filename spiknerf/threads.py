@@ -13,9 +13,11 @@ when torch loads it, so :func:`setup` runs in the command line's entry
 * threads: ``--threads N``, else ``OMP_NUM_THREADS`` when set, else torch's own
   default (one a core);
 * waiting: ``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` when the user set either,
-  else a short spin (:data:`SPIN_COUNT` rounds, well under a millisecond here)
-  and then sleep: long enough to bridge the gaps between the operators of one
-  step, short enough to give a busy core back.
+  else a short spin (:data:`SPIN_COUNT` rounds, tens of microseconds here) and
+  then sleep: long enough to bridge most gaps between the operators of one
+  step, short enough that a core whose thread is done falls idle at once, and
+  the scheduler moves the thread that is still working (and losing its core to
+  another process) onto it.
 
 The number of threads can change float sums (their order), so it is never chosen
 from the machine's momentary load: the same command gives the same weights on a
@@ -32,9 +34,9 @@ from dataclasses import asdict, dataclass, replace
 
 from spiknerf.errors import InputError
 
-# rounds an idle libgomp thread spins before it sleeps (libgomp's own default is 300000, a few milliseconds);
-# chosen from scripts/bench_cpu.py's measurements (docs/results/cpu_contention.json)
-SPIN_COUNT = 10000
+# rounds an idle libgomp thread spins before it sleeps (libgomp's own default is 300000, a few milliseconds): about
+# the gap between two operators of a step; chosen from measurements (docs/notes/2026-11-29-cpu-threads.md)
+SPIN_COUNT = 1000
 WAIT_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 THREADS_HELP = "CPU threads for torch (0: automatic: OMP_NUM_THREADS if set, else one a core)"
 
