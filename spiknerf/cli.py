@@ -8,6 +8,11 @@ Field metadata may carry ``help``, ``choices``, ``flag`` (an alternative
 option name such as ``--no-kd``) and ``group`` (the heading of ``--help`` the
 option is listed under); a field that is itself a dataclass contributes its
 fields as options.
+
+Every command takes ``--threads N`` (a job's own ``threads`` field, where it
+has one, else an option added here). The threading (:mod:`spiknerf.threads`)
+is set up before the job's module, and with it torch, is imported: OpenMP reads
+its wait settings only when it loads.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
 import sys
 import typing
 from collections.abc import Iterator, Sequence
 
+from spiknerf import threads
 from spiknerf.config import field_type, finite_float
 from spiknerf.errors import InputError
 
@@ -164,31 +171,53 @@ def import_job(module_name: str) -> typing.Any:
         raise
 
 
+def requested_threads(args: Sequence[str]) -> int:
+    """The ``--threads`` value among a command's arguments, read before the job (and torch) loads; 0 (automatic)
+    when absent, negative or unreadable (the job's own parser then reports a bad one)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--threads", type=int, default=0)
+    try:
+        ns, _ = parser.parse_known_args(args)
+    except SystemExit:
+        return 0
+    return max(ns.threads, 0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spiknerf`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     path = next((p for p in COMMANDS if tuple(argv[: len(p)]) == p), None)
+    environ, torch_loaded = dict(os.environ), "torch" in sys.modules
     try:  # argparse reports --help and bad options by SystemExit; return its code instead
         if path is None:
             _top_parser().parse_args(argv)
             return 2
+        threads.setup(requested_threads(argv[len(path):]))
         module_name, cls_name = COMMANDS[path]
         job = import_job(module_name)
         cls = getattr(job, cls_name)
         parser = _Parser(prog="spiknerf " + " ".join(path), description=SUMMARIES[path])
         add_dataclass_options(parser, cls)
+        own_threads = "threads" in {f.name for f, _, _ in option_fields(cls)}
+        if not own_threads:
+            parser.add_argument("--threads", type=int, default=0, help=f"{threads.THREADS_HELP} (default: 0)")
         ns = parser.parse_args(argv[len(path):])
     except SystemExit as exc:
         return int(exc.code or 0)
+    values = vars(ns)
+    requested = values["threads"] if own_threads else values.pop("threads")
     try:
-        cfg = config_from_options(cls, vars(ns))
+        # the final parse's --threads (the job's own default, say) over the early look, as the process started
+        choice, _ = threads.plan(max(requested, 0) if own_threads else requested, environ, torch_loaded)
+        cfg = config_from_options(cls, values)
         if getattr(cfg, "nproc", 1) > 1:  # a job of several processes: start them, each runs this command
             from spiknerf.distributed import launch, launched
 
             if not launched():
                 getattr(cfg, "validate", lambda: None)()  # bad options are reported once, before any process starts
                 return launch(argv, cfg.nproc)
-        code = job.main(cfg)
+        with threads.held(choice):
+            code = job.main(cfg)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,8 +8,9 @@ from spiknerf.results import contention
 def test_each_setup_starts_from_a_clean_threading_environment(monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     monkeypatch.setenv("GOMP_SPINCOUNT", "0")
-    assert "OMP_NUM_THREADS" not in contention._environment("default")
-    assert "GOMP_SPINCOUNT" not in contention._environment("default")
+    assert "OMP_NUM_THREADS" not in contention._environment("spiknerf automatic")
+    assert "GOMP_SPINCOUNT" not in contention._environment("spiknerf automatic")
+    assert contention._environment("torch default (GOMP_SPINCOUNT=300000)")["GOMP_SPINCOUNT"] == "300000"
     assert contention._environment("OMP_NUM_THREADS=1")["OMP_NUM_THREADS"] == "1"
     assert contention._environment("OMP_WAIT_POLICY=PASSIVE")["OMP_WAIT_POLICY"] == "PASSIVE"
 
@@ -17,7 +18,21 @@ def test_each_setup_starts_from_a_clean_threading_environment(monkeypatch) -> No
 def test_rows_take_the_median_and_divide_by_the_same_setups_idle_time(monkeypatch) -> None:
     seconds = {"idle": [10.0], "one busy loop beside it": [15.0], "two trainings at once": [18.0, 22.0]}
     monkeypatch.setattr(contention, "measure", lambda args, setup, condition, scratch: seconds[condition])
-    rows = contention.contention_table([], ["default"], repeats=1)
+    rows = contention.contention_table([], ["spiknerf automatic"], repeats=1)
     assert [row["condition"] for row in rows] == list(contention.CONDITIONS)
     assert [row["x_idle"] for row in rows] == [1.0, 1.5, 2.2]
     assert rows[2]["tries"] == [18.0, 22.0]
+
+
+def test_the_default_runs_stages_are_read_from_when_its_output_marks_them() -> None:
+    from spiknerf.results.default_run import stage_seconds
+
+    lines = [(1.0, "threads: 2 (...)"), (4.0, "run directory: runs/x"), (60.0, "student: test PSNR during training"),
+             (150.0, "evaluating teacher on 13 test views"), (155.0, "evaluating student on 13 test views"),
+             (170.0, "view    teacher PSNR"), (200.0, "video: runs/x/renders/student-orbit.mp4")]
+    assert stage_seconds(lines, 201.0) == {"setup": 4.0, "teacher": 56.0, "student": 90.0, "evaluation": 20.0,
+                                           "video": 30.0, "rest": 1.0}
+    teacher_only = [(4.0, "run directory: runs/x"), (60.0, "evaluating teacher on 13 test views"),
+                    (70.0, "view    teacher PSNR")]
+    assert stage_seconds(teacher_only, 71.0) == {"setup": 4.0, "teacher": 56.0, "evaluation": 10.0, "video": 1.0,
+                                                 "rest": 0.0}

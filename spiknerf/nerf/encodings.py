@@ -71,7 +71,12 @@ def grid_blend(table: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
     """``Σ_corners weight · table[row]`` per level, flattened to ``[N, L * F]``."""
     n, levels, corners = idx.shape
     feats = table.index_select(0, idx.reshape(-1)).view(n, levels, corners, table.shape[1])
-    return (feats * weights[..., None]).sum(2).reshape(n, levels * table.shape[1])
+    w = feats * weights[..., None]
+    # the corners summed as a pairwise tree, written out: it is the order TorchInductor's vectorised sum over them
+    # took (so results stay bit for bit), and compiled as plain adds it runs faster than that masked reduction
+    c = w.unbind(2)
+    out = ((c[0] + c[4]) + (c[2] + c[6])) + ((c[1] + c[5]) + (c[3] + c[7]))
+    return out.reshape(n, levels * table.shape[1])
 
 
 def _encode(x: Tensor, table: Tensor, resolution: Tensor, stride: Tensor, corner_offset: Tensor, offset: Tensor,

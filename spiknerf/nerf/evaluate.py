@@ -33,8 +33,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
-from spiknerf import distributed
+from spiknerf import distributed, threads
 from spiknerf.atomic import write_json_atomic
 from spiknerf.errors import InputError
 from spiknerf.json_input import expect_object, is_number, read_json
@@ -65,17 +66,21 @@ class EvalConfig:
 
 
 def render_split(model: nn.Module, sampler: nn.Module, split: Split, background: Tensor, device: torch.device,
-                 views: Iterable[int] | None = None, stride: int = 1) -> list[Image]:
+                 views: Iterable[int] | None = None, stride: int = 1, progress: str | None = None) -> list[Image]:
     """Views of a split (all of them by default), rendered without gradients; with ``stride``, only every
     ``stride``-th pixel along each axis (:meth:`Split.image_pixels`). In a job the ranks render the views between
-    them and rank 0 gets them all; the other ranks get none."""
+    them and rank 0 gets them all; the other ranks get none. ``progress``: the label of a progress bar (views
+    done, time left) on stderr."""
 
     def render(v: int) -> Image:
         o, d, vd = split.view_rays(v, device, stride)
         image = render_chunks(model, sampler, o, d, background.to(device), vd)
         return image if distributed.world() == 1 else image.cpu()
 
-    return list(distributed.gathered(render, list(range(len(split)) if views is None else views)))
+    views = list(range(len(split)) if views is None else views)
+    done = distributed.gathered(render, views)
+    return list(tqdm(done, total=len(views), desc=progress, unit="view", file=sys.stderr, dynamic_ncols=True,
+                     leave=False, disable=progress is None or not distributed.is_first()))
 
 
 def check_rays(split: Split, n: int = _CHECK_RAYS) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -103,7 +108,9 @@ def reparam_difference(model: nn.Module, sampler: nn.Module, split: Split, backg
     folded = reparameterize(model, offsets=offsets, inputs=tuple(t.to(dtype) for t in wiring_inputs))
     o, d, vd = (None if t is None else t.to(device, dtype) for t in check_rays(split))
     bg = background.to(device, dtype)
-    a, b = (render_chunks(m, sampler, o, d, bg, vd).rgb for m in (model, folded))
+    forms = tqdm((model, folded), desc=f"reparameterization check ({len(o)} rays, {str(dtype).split('.')[-1]})",
+                 unit="form", file=sys.stderr, dynamic_ncols=True, leave=False)
+    a, b = (render_chunks(m, sampler, o, d, bg, vd).rgb for m in forms)
     return float((a - b).abs().max())
 
 
@@ -184,7 +191,7 @@ def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, spl
     else:
         inference = model
     t0 = time.perf_counter()
-    images = render_split(inference, sampler, split, background, device)
+    images = render_split(inference, sampler, split, background, device, progress=f"evaluating {phase}")
     if not distributed.is_first():  # this rank rendered its share of the views; rank 0 scores them
         return {}
     per_view = (time.perf_counter() - t0) / max(len(split), 1)
@@ -248,6 +255,7 @@ def evaluate_run(run: Path, split: str = "test", phases: tuple[str, ...] = ("tea
                  and any(f.name.startswith(p + "-") for f in (run / "checkpoints").iterdir())]
     if not available:
         raise InputError(f"{run}: no trained model to evaluate in {run / 'checkpoints'}")
+    threads.announce()
     for phase in available:
         if distributed.is_first():
             print(f"evaluating {phase} on {len(scene.splits[split])} {split} views", file=sys.stderr)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from spiknerf import distributed
+from spiknerf import distributed, threads
 from spiknerf.atomic import atomic_path
 from spiknerf.errors import InputError
 from spiknerf.nerf.camera_path import PATHS, CameraPath, check_path_name, from_nerfstudio, make_path
@@ -128,6 +128,7 @@ def render_video(run: Path, model: str = "student", path: str = "orbit", frames:
     if fold and model == "student" and is_ternary(field_model):
         field_model = reparameterize(field_model)
     train = scene.splits["train"]
+    threads.announce()
     cams = nerfstudio if camera_path is not None else make_path(path, train.c2w, train.intrinsics[0], train.width,
                                                                  train.height, frames)
     if max_rays is not None:

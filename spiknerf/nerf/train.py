@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from spiknerf import distributed
+from spiknerf import distributed, threads
 from spiknerf.atomic import write_atomic, write_json_atomic
 from spiknerf.errors import InputError
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
@@ -62,6 +62,9 @@ MAX_HISTORY_BYTES = 64 << 20
 SCALARS_EVERY = 25  # steps between TensorBoard scalars
 SPIKE_STATS_SAMPLES = 4096  # sample points of the last batch that firing statistics are counted on
 VIDEO_RAYS = 1 << 20  # rays of the final video in all: 60 frames of the built-in scene fit whole
+# a phase's time estimate is printed from the mean of the ESTIMATE_STEPS steps that follow its first
+# ESTIMATE_AFTER (which compile the kernels and warm the caches)
+ESTIMATE_AFTER, ESTIMATE_STEPS = 3, 10
 
 # what sees the model after each step (the web viewer): (phase, step, model, sampler)
 Watcher = Callable[[str, int, nn.Module, nn.Module], None]
@@ -300,11 +303,23 @@ class ProgressLog:
         self.writer = writer
         self.bar = tqdm(total=phase.steps, initial=phase.step, desc=phase.name, dynamic_ncols=True, file=sys.stderr,
                         disable=writer is None)
+        self.seconds: list[float] = []  # of this process's steps, for the time estimate
+
+    def estimate(self, phase: Phase) -> None:
+        """Once, early: the phase's remaining time, measured on its own steps on this machine."""
+        per_step = sum(self.seconds[ESTIMATE_AFTER:]) / ESTIMATE_STEPS
+        left = per_step * (phase.steps - phase.step)
+        self.bar.write(f"{phase.name}: about {left / 60:.1f} min of training left ({phase.steps - phase.step} steps "
+                       f"at {1000 * per_step:.0f} ms, the mean of steps {phase.step - ESTIMATE_STEPS + 1} to "
+                       f"{phase.step})")
 
     def step(self, phase: Phase, result: StepResult) -> None:
         if self.writer is None:
             return
         rays_per_second = result.rays / result.seconds
+        self.seconds.append(result.seconds)
+        if len(self.seconds) == ESTIMATE_AFTER + ESTIMATE_STEPS and not phase.done:
+            self.estimate(phase)
         self.bar.update(1)
         self.bar.set_postfix(rays_s=f"{rays_per_second:.0f}", loss=f"{result.loss:.4f}",
                              psnr=f"{result.train_psnr:.2f}")
@@ -605,6 +620,7 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
         if first:
             for note in scene.notes:
                 print(f"note: {note}", file=sys.stderr)
+            threads.announce()
             print(f"run directory: {run}" + (f" ({distributed.world()} processes)" if distributed.world() > 1
                                             else ""), file=sys.stderr)
         train_models(cfg, scene, run, device, teacher, viewer)

@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from spiknerf import threads
 from spiknerf.config import config_from_json
 from spiknerf.errors import InputError
 from spiknerf.json_input import expect_object
@@ -146,8 +147,9 @@ class TrainConfig:
 
 
 def config_json(cfg: TrainConfig) -> dict[str, Any]:
-    """What ``config.json`` holds: the layout's version, then every option."""
-    return {"version": CONFIG_VERSION} | dataclasses.asdict(cfg)
+    """What ``config.json`` holds: the layout's version, every option, and the threading the run started with
+    (a record of this machine, not an option: a resumed run or another machine chooses its own)."""
+    return {"version": CONFIG_VERSION} | dataclasses.asdict(cfg) | {"threading": threads.chosen().as_json()}
 
 
 _STUDENT_KEYS = frozenset(f.name for f in dataclasses.fields(StudentSettings))
@@ -156,13 +158,14 @@ _STUDENT_KEYS = frozenset(f.name for f in dataclasses.fields(StudentSettings))
 def current_layout(values: dict[str, Any], label: str) -> dict[str, Any]:
     """The options of a saved ``config.json`` of any layout, in this version's layout, without the version.
 
-    * version 2 (this one): the student's options in ``"student"``;
+    * version 2 (this one): the student's options in ``"student"``, and ``"threading"``, what the run
+      started with (:func:`config_json`), which is no option;
     * no version (runs saved before version 2): every option at the top level. Runs saved before
       ``reset``, ``threshold`` and ``delta_v`` were options trained a hard reset, θ = 0.5 and Δv = 1.
     """
     version = values.get("version")
     if type(version) is int and version == CONFIG_VERSION:
-        return {k: v for k, v in values.items() if k != "version"}
+        return {k: v for k, v in values.items() if k not in ("version", "threading")}
     if "version" in values:
         raise InputError(f"{label}: version {version!r:.80} is not one this spiknerf reads ({CONFIG_VERSION})")
     if "student" in values:

@@ -340,6 +340,18 @@ TABLES: dict[str, TableSpec] = {
         Column("condition", "machine"), Column("setup", "threading"),
         Column("seconds", "training s (upper median)", ".1f"),
         Column("tries", "training s of each process", ".1f"), Column("x_idle", "x idle", ".2f"),
+        Column("x_best_idle", "x fastest idle", lambda row: number(row.get("x_best_idle"), ".2f")),
+    ]),
+    "cpu_default_run": TableSpec([
+        Column("threads", "threads"), Column("wait", "idle threads wait"),
+        *(Column(stage, f"{stage} s", lambda row, s=stage: number(row["stages_s"].get(s), ".0f"))
+          for stage in ("setup", "teacher", "student", "evaluation", "video")),
+        Column("wall_min", "whole run min", lambda row: number(row["wall_s"] / 60, ".1f")),
+        Column("teacher_psnr", "teacher PSNR", ".2f"), Column("student_psnr", "student PSNR", ".2f"),
+        Column("student_minus_teacher_db", "student − teacher dB", "+.2f"),
+        Column("teacher_ms_per_step", "teacher ms/step", ".1f"),
+        Column("student_ms_per_step", "student ms/step", ".1f"),
+        Column("step_x_teacher", "step x teacher", ".2f"),
     ]),
     "ddp_correctness": TableSpec([
         Column("phase", "model"), Column("psnr_1", "PSNR, 1 process", ".3f"),
