@@ -325,7 +325,7 @@ def test_photos_of_a_real_capture_train_over_a_random_background_and_keep_their_
     split = make_split(images, np.eye(4)[None].repeat(2, 0), np.array([[10.0, 10.0, 4.0, 3.0]] * 2), ["a", "b"])
     draws = {}
     for opaque in (False, True):
-        *_, target, background = Batcher(split, torch.device("cpu"), torch.Generator().manual_seed(1), opaque).draw(64)
-        draws[opaque] = target, background
+        batch = Batcher(split, torch.device("cpu"), torch.Generator().manual_seed(1), opaque).draw(64)
+        draws[opaque] = batch.target, batch.background
     assert torch.equal(draws[False][1], torch.ones(64, 3)) and draws[True][1].std() > 0.2
     assert torch.equal(draws[False][0], draws[True][0])  # the same rays' photo colours: nothing shows through
