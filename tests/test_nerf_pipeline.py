@@ -97,14 +97,19 @@ class OpaqueBlobs:
         return self.density(x), blob_field(x, d)[1]
 
 
+def rays_at_the_centre(n: int, spread: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` rays from a sphere of radius 4 aimed near the origin, directions jittered by ``spread``."""
+    origins = torch.randn(n, 3)
+    origins = 4.0 * origins / origins.norm(dim=-1, keepdim=True)
+    dirs = torch.randn(n, 3) * spread - origins
+    return origins, dirs / dirs.norm(dim=-1, keepdim=True)
+
+
 @pytest.mark.parametrize("contract", [False, True])
 def test_shading_while_marching_renders_exactly_what_density_then_composite_does(contract):
     torch.manual_seed(3)
     n = 96
-    origins = torch.randn(n, 3)
-    origins = 4.0 * origins / origins.norm(dim=-1, keepdim=True)
-    dirs = torch.randn(n, 3) * 0.3 - origins
-    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    origins, dirs = rays_at_the_centre(n, 0.3)
     view_dirs = torch.nn.functional.normalize(dirs + 0.3 * torch.randn(n, 3), dim=-1)  # as NDC scenes have
     sampler = OccupancyGridSampler(AABB, 2.0, 40.0 if contract else 6.0, 0.02, resolution=32, occ_thre=0.0,
                                    contract=contract)
@@ -121,10 +126,7 @@ def test_shading_while_marching_renders_exactly_what_density_then_composite_does
 def test_front_to_back_density_rounds_keep_exactly_the_single_pass_samples():
     torch.manual_seed(2)
     n = 128
-    origins = torch.randn(n, 3)
-    origins = 4.0 * origins / origins.norm(dim=-1, keepdim=True)
-    dirs = torch.randn(n, 3) * 0.2 - origins
-    dirs = dirs / dirs.norm(dim=-1, keepdim=True)
+    origins, dirs = rays_at_the_centre(n, 0.2)
     opaque = lambda x: 300.0 * blob_density(x)  # noqa: E731  rays through the bumps are spent early
     sampler = OccupancyGridSampler(AABB, 2.0, 6.0, 0.01, resolution=32, occ_thre=0.0)
     sampler.update(0, opaque)
