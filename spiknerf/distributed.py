@@ -116,8 +116,11 @@ def session(cuda: bool) -> Iterator[None]:
         raise InputError(f"cannot join the torch.distributed job: {str(exc)[:300]}") from None
     try:
         yield
-    except Exception as exc:  # the group stays up until the process has reported and exits
+    except Exception as exc:
         if not _peer_lost(exc):
+            # this rank's own error (bad input, say): close the group before reporting it, since a gloo group
+            # left to the interpreter's exit can abort the process after its peers have gone
+            dist.destroy_process_group()
             raise
         if "TORCHELASTIC_RUN_ID" not in os.environ:
             print(f"error: rank {rank()}: another process of the job failed or stopped answering "
