@@ -116,10 +116,6 @@ def session(cuda: bool) -> Iterator[None]:
         raise InputError(f"cannot join the torch.distributed job: {str(exc)[:300]}") from None
     try:
         yield
-    except SystemExit:  # rank 0 reported its error and went (first_decides): close this end too
-        with suppress(Exception):
-            dist.destroy_process_group()
-        raise
     except Exception as exc:
         if not _peer_lost(exc):
             # this rank's own error (bad input, say): close the group before reporting it, since a gloo group
@@ -212,8 +208,8 @@ def gathered(fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
 
 
 def first_decides(fn: Callable[[], T]) -> T:
-    """Rank 0's ``fn()``, shared with every rank; if it raises, every other rank stops quietly (rank 0 reports
-    the error). ``fn()`` itself in a single process. The value must pickle."""
+    """Rank 0's ``fn()``, shared with every rank; if it raises, every other rank ends quietly (rank 0 reports
+    the error and gives the job its exit code). ``fn()`` itself in a single process. The value must pickle."""
     if world() == 1:
         return fn()
     box: list[Any] = [None]
@@ -226,11 +222,17 @@ def first_decides(fn: Callable[[], T]) -> T:
     dist.broadcast_object_list(box, src=0)
     status, value = box[0]
     if status != "ok":
-        # rank 0 is reporting its error: leave once it has gone (its connections close as it exits), so that a
-        # launcher sees its failure first
+        # rank 0 is reporting its error and closes its group first; leave quietly once it has, with exit code 0,
+        # so that a launcher waits for rank 0's own code (a failure here would make it stop rank 0 before rank 0
+        # exits with 2), and at once: a gloo group torn down by the interpreter after its peer has gone can
+        # abort the process
         with suppress(Exception):
             dist.barrier()
-        raise SystemExit(PEER_LOST)
+        with suppress(Exception):
+            dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return value
 
 
