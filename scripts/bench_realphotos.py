@@ -61,6 +61,8 @@ LABELS = {"cup-ff": "cup, forward-facing subset", "fox": "fox, lens distortion h
           "fox-pinhole": "fox, lens distortion ignored", "cup": "cup, all around"}
 BENCH = "bench.json"
 CONDITIONS = "each run in a fresh process, one after the other"
+MERGED = ("a table of runs made earlier, each in a fresh process: each row's load column is the 1-minute load when "
+          "its run started (–: not recorded), and what follows is the machine's when the table was written")
 IMAGES = Path("docs/images")
 PANEL = 256  # frames' panels are at most this wide, so that the PNGs in the docs stay small
 
@@ -212,7 +214,7 @@ def appearance_rows(name: str, run: Path, pixels: int) -> list[dict]:
     return rows
 
 
-def table(folders: list[Path], code: str) -> Results:
+def table(folders: list[Path], code: str, conditions: str = CONDITIONS) -> Results:
     """``realphotos``: a row for every finished run in ``folders``."""
     rows, commands, codes = [], [], set()
     for name, runs in finished(folders).items():
@@ -222,7 +224,7 @@ def table(folders: list[Path], code: str) -> Results:
             commands.append(bench["command"])
             codes.add(bench.get("code", "unrecorded"))
     notes = [f"The runs ran different code versions: {', '.join(sorted(codes))}."] if len(codes) > 1 else []
-    prov = provenance("python " + " ".join(["scripts/bench_realphotos.py", *sys.argv[1:]]), conditions=CONDITIONS,
+    prov = provenance("python " + " ".join(["scripts/bench_realphotos.py", *sys.argv[1:]]), conditions=conditions,
                       code=code)
     return Results(table="realphotos", rows=rows, settings={"preset": "fast", "seed": 0}, commands=commands,
                    notes=notes, **prov)
@@ -263,7 +265,7 @@ def main() -> None:
             video = [] if not (args.steps or args.teacher_only) else ["--video-frames", "0"]
             threads = ["--threads", str(args.threads)] if args.threads else []
             train([*scene_args(name, args.runs[0]), *steps, *model, *video, *threads], out)
-    write_results(table(args.runs, code))
+    write_results(table(args.runs, code, MERGED if args.table_only else CONDITIONS))
     for doc in regenerate():
         print(f"regenerated {doc}")
     if not (args.no_frames or args.table_only):
