@@ -230,7 +230,8 @@ def quality_row(out: Path, steps: int, periodic: bool) -> dict:
     return {"test_views": f"first {views}", "teacher_psnr": last["teacher"], "student_psnr": last.get("student")}
 
 
-def quality(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_only: bool) -> tuple[list[dict], list[str]]:
+def quality(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_only: bool,
+            downscale: int) -> tuple[list[dict], list[str]]:
     """The shapes capture trained with true and with estimated cameras, one after the other, one thread each
     (PSNR does not depend on the machine's load, so runs made side by side may be reused), both in the frame
     and box ``process`` chose and scored on the same held-out views (:mod:`spiknerf.capture.quality`).
@@ -247,7 +248,8 @@ def quality(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_only: b
     for label, data in {"true cameras": scenes["true"], "estimated cameras": scenes["estimated"]}.items():
         out = runs / f"train-{label.split()[0]}"
         args = ["train", "--data", str(data), "--steps", str(steps), "--out", str(out), "--video-frames", "0",
-                "--eval-every", str(steps), *(["--model", "teacher"] if teacher_only else [])]
+                "--downscale", str(downscale), "--eval-every", str(steps),
+                *(["--model", "teacher"] if teacher_only else [])]
         notes += [n for n in [train_run(out, args, steps, reuse, periodic)] if n]
         rows.append({"cameras": label, **quality_row(out, steps, periodic), "steps": steps,
                      "command": "OMP_NUM_THREADS=1 spiknerf " + " ".join(args)})
@@ -258,7 +260,8 @@ def quality(runs: Path, steps: int, reuse: bool, periodic: bool, teacher_only: b
 
 
 def train_run(out: Path, args: list[str], steps: int, reuse: bool, periodic: bool) -> str | None:
-    """``spiknerf train ARGS`` into ``out``, one thread; skipped when ``reuse`` finds a finished run of ``steps``.
+    """``spiknerf train ARGS`` into ``out``, one thread; skipped when ``reuse`` finds a finished run of ``steps``
+    (and of ARGS' ``--downscale``).
 
     A note when the reused run was trained with another ``--model`` than ``ARGS`` ask for (its phases scored).
     """
@@ -267,6 +270,9 @@ def train_run(out: Path, args: list[str], steps: int, reuse: bool, periodic: boo
         config = json.loads((out / "config.json").read_text())
         if config["steps"] != steps:
             raise SystemExit(f"{out} was trained for other than {steps} steps: remove it or change --steps")
+        downscale = int(args[args.index("--downscale") + 1])
+        if config["downscale"] != downscale:
+            raise SystemExit(f"{out} was trained at --downscale {config['downscale']}: remove it or change --downscale")
         asked = args[args.index("--model") + 1] if "--model" in args else "both"
         if config["model"] != asked:
             scored = sorted(json.loads((out / "metrics.json").read_text()).keys() & {"teacher", "student"}) if (
@@ -325,7 +331,8 @@ def main() -> None:
     parser.add_argument("--periodic-eval", action="store_true",
                         help="quality: score reused runs by their last periodic evaluation (a few test views) when "
                              "their whole test split was not evaluated (for lack of time)")
-    parser.add_argument("--downscale", type=int, default=1, help="contraction: images shrunk this many times")
+    parser.add_argument("--downscale", type=int, default=1,
+                        help="quality, contraction: images shrunk this many times")
     parser.add_argument("--teacher-only", action="store_true",
                         help="quality, contraction: train the teachers alone (no students), for lack of time")
     parser.add_argument("--reuse", action="store_true", help="keep the scene folders and finished runs under --runs")
@@ -350,14 +357,15 @@ def main() -> None:
         write_results(Results(table="capture_time", rows=rows, commands=[r["command"] for r in rows], **prov))
     periodic = " --periodic-eval" if args.periodic_eval else ""
     if "quality" in parts:
-        prov = provenance(f"{base} --only quality --steps {args.steps}{periodic}", conditions="one thread a training")
-        rows, notes = quality(runs, args.steps, args.reuse, args.periodic_eval, args.teacher_only)
+        prov = provenance(f"{base} --only quality --steps {args.steps} --downscale {args.downscale}{periodic}",
+                          conditions="one thread a training")
+        rows, notes = quality(runs, args.steps, args.reuse, args.periodic_eval, args.teacher_only, args.downscale)
         true, est = rows
         summary = {f"{phase}_db_lost": true[f"{phase}_psnr"] - est[f"{phase}_psnr"] for phase in ("teacher", "student")
                    if true[f"{phase}_psnr"] is not None and est[f"{phase}_psnr"] is not None}
         write_results(Results(table="capture_quality", rows=rows, summary=summary, notes=notes,
                               commands=[r["command"] for r in rows],
-                              settings={"steps": args.steps, "shapes": SHAPES}, **prov))
+                              settings={"steps": args.steps, "downscale": args.downscale, "shapes": SHAPES}, **prov))
     if "contraction" in parts:
         prov = provenance(f"{base} --only contraction --steps {args.steps} --downscale {args.downscale}{periodic}",
                           conditions="one thread a training")

@@ -116,6 +116,10 @@ def session(cuda: bool) -> Iterator[None]:
         raise InputError(f"cannot join the torch.distributed job: {str(exc)[:300]}") from None
     try:
         yield
+    except SystemExit:  # rank 0 reported its error and went (first_decides): close this end too
+        with suppress(Exception):
+            dist.destroy_process_group()
+        raise
     except Exception as exc:
         if not _peer_lost(exc):
             # this rank's own error (bad input, say): close the group before reporting it, since a gloo group
@@ -270,6 +274,16 @@ def check_nproc(nproc: int) -> None:
                          "per node, which decides; leave --nproc out under torchrun")
 
 
+def first_cause(failures: dict[int, Any]) -> tuple[int, Any]:
+    """The failed rank that caused the others' failures, and its failure (``exitcode``, ``timestamp``): a rank
+    that refused bad input (exit code 2, already reported) whatever the others did, since a peer left behind may
+    die in any way, even before it; else the first failure that was not a consequence (a rank that stopped
+    because a peer did, or that the launcher stopped)."""
+    consequence = (PEER_LOST, -signal.SIGTERM)
+    return min(failures.items(), key=lambda kv: (kv[1].exitcode != 2, kv[1].exitcode in consequence,
+                                                 kv[1].timestamp))
+
+
 def launch(argv: Sequence[str], nproc: int) -> int:
     """Run ``python -m spiknerf <argv>`` as ``nproc`` local ranks through torch's own launcher (as
     ``torchrun --standalone --nproc-per-node nproc``); returns the job's exit code.
@@ -291,10 +305,7 @@ def launch(argv: Sequence[str], nproc: int) -> int:
     try:
         elastic_launch(config, sys.executable)("-m", "spiknerf", *argv)
     except ChildFailedError as exc:
-        # the cause, not its consequences: ranks that stopped because a peer did, or that the launcher stopped
-        consequence = (PEER_LOST, -signal.SIGTERM)
-        failures = sorted(exc.failures.items(), key=lambda kv: (kv[1].exitcode in consequence, kv[1].timestamp))
-        failed_rank, failure = failures[0]
+        failed_rank, failure = first_cause(exc.failures)
         code = failure.exitcode
         if code == 2:
             return 2

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -164,6 +165,15 @@ def test_bad_input_is_reported_once_by_the_first_process(scene, tmp_path):
     assert job.returncode == 2
     errors = [line for line in job.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "holds files that spiknerf did not write" in errors[0], job.stderr[-2000:]
+
+
+def test_a_rank_that_refused_bad_input_is_the_cause_whatever_its_peers_did():
+    failed = lambda code, when: SimpleNamespace(exitcode=code, timestamp=when)  # noqa: E731
+    # the peer left behind died first, and by a signal: rank 0's refusal (already reported) is still the cause
+    assert distributed.first_cause({0: failed(2, 10), 1: failed(-signal.SIGABRT, 5)})[0] == 0
+    # otherwise the first failure that is not a consequence of another
+    assert distributed.first_cause({0: failed(distributed.PEER_LOST, 1), 1: failed(-signal.SIGKILL, 5)})[0] == 1
+    assert distributed.first_cause({0: failed(1, 7), 1: failed(-signal.SIGKILL, 5)})[0] == 1
 
 
 def test_the_share_of_each_rank_covers_the_batch_once():

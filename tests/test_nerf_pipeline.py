@@ -340,3 +340,19 @@ def test_photos_of_a_real_capture_train_over_a_random_background_and_keep_their_
         draws[opaque] = batch.target, batch.background
     assert torch.equal(draws[False][1], torch.ones(64, 3)) and draws[True][1].std() > 0.2
     assert torch.equal(draws[False][0], draws[True][0])  # the same rays' photo colours: nothing shows through
+
+
+def test_photos_of_an_object_keep_a_white_background_on_their_white_backdrop_only():
+    import numpy as np
+
+    from spiknerf.nerf.data.scene import make_split
+    from spiknerf.nerf.train import Batcher
+
+    images = np.random.default_rng(0).integers(0, 200, (2, 6, 8, 3), dtype=np.uint8)
+    images[:, :3] = 255  # the upper half of each photo is the white backdrop
+    split = make_split(images, np.eye(4)[None].repeat(2, 0), np.array([[10.0, 10.0, 4.0, 3.0]] * 2), ["a", "b"])
+    batch = Batcher(split, torch.device("cpu"), torch.Generator().manual_seed(1), backdrop=True).draw(256)
+    white = (batch.target == 1.0).all(-1)
+    assert white.any() and (~white).any()
+    assert torch.equal(batch.background[white], torch.ones(int(white.sum()), 3))
+    assert batch.background[~white].std() > 0.2

@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -110,11 +108,7 @@ def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, hei
         raise InputError("a capture needs views >= 1, width and height >= 8 and supersample >= 1")
     if out.exists():
         raise InputError(f"{out} already exists; choose another folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the built-in scene renders: on a busy CPU, thread barriers cost more than they give
-    try:
+    with builtin.rendering_into(out) as tmp:
         (tmp / "images").mkdir()
         shapes = textured_shapes(background, cell)
         frames = []
@@ -131,10 +125,5 @@ def write_capture(out: str | os.PathLike, views: int = 24, width: int = 400, hei
         if background:  # instant-ngp's box grown to hold the environment sphere
             meta["aabb_scale"] = 2 * ENVIRONMENT_RADIUS * NGP_SCALE
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=2) + "\n")
-        os.rename(tmp, out)
-    finally:
-        torch.set_num_threads(threads)
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out
 

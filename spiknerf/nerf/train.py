@@ -86,12 +86,17 @@ class Batcher:
     images are transparent (to learn transparency, not one background colour) or are photos of a real capture
     (``opaque``: nothing in them is background, so any light a ray lets through is an error; over a constant
     white, the fast preset's colour saturated to black and the views were fitted in grey, lit by the
-    background through half-transparent density)."""
+    background through half-transparent density). Photos of an object (``backdrop``: RGB, the object on white,
+    as ``spiknerf process`` and Blender scenes without alpha have it) die the same way over white, and over a
+    random background fog the box to paint the white: their pure-white pixels, the backdrop, keep a white
+    background (the ray may stay clear there), every other pixel gets a random one."""
 
-    def __init__(self, split: Split, device: torch.device, generator: torch.Generator, opaque: bool = False) -> None:
+    def __init__(self, split: Split, device: torch.device, generator: torch.Generator, opaque: bool = False,
+                 backdrop: bool = False) -> None:
         self.split, self.device, self.generator = split, device, generator
         self.pixels_per_view = split.height * split.width
-        self.random_background = split.channels == 4 or opaque
+        self.backdrop = backdrop and split.channels == 3
+        self.random_background = split.channels == 4 or opaque or self.backdrop
 
     def draw(self, n: int) -> Batch:
         """This process's share of a batch of ``n`` random rays.
@@ -111,6 +116,8 @@ class Batcher:
         index = flat // self.pixels_per_view
         ys, xs = (flat % self.pixels_per_view) // self.split.width, flat % self.split.width
         target = self.split.pixels(index, ys, xs, bg)
+        if self.backdrop:
+            bg = torch.where((target >= 1.0).all(-1, keepdim=True), torch.ones_like(bg), bg)
         o, d, vd = self.split.rays(index, ys, xs)
         to = lambda t: None if t is None else t.to(self.device, non_blocking=True)  # noqa: E731
         return Batch(to(o), to(d), to(vd), to(target), to(bg), jitter)
@@ -427,7 +434,8 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     ``watch`` (the web viewer) sees the model after each step. Without a ``writer`` (ranks other than 0 of a job)
     this process trains and renders its share of the test views, and writes nothing."""
     field = distributed.wrap(phase.model)
-    batcher = Batcher(scene.splits["train"], device, phase.generator, opaque=scene.kind in ("forward", "unbounded"))
+    batcher = Batcher(scene.splits["train"], device, phase.generator, opaque=scene.kind in ("forward", "unbounded"),
+                      backdrop=scene.kind == "object")
     kd = None if teacher is None else Distillation(teacher, cfg.kd_sigma, cfg.kd_color)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     checkpoints = Checkpointer(run, cfg)

@@ -28,7 +28,8 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -294,13 +295,7 @@ def write_scene(out: str | Path, spec: SceneSpec = SceneSpec()) -> Path:
     out = Path(out)
     if out.exists():
         raise InputError(f"{out} already exists; choose another --out or remove it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    threads = torch.get_num_threads()
-    # A view is a few tens of thousands of rays: thread barriers cost more than they
-    # give, and on a busy CPU two threads rendered a view far more slowly than one.
-    torch.set_num_threads(1)
-    try:
+    with rendering_into(out) as tmp:
         rng = np.random.default_rng(spec.seed)
         shapes = scene_shapes()
         generator = {"name": SCENE_NAME, "version": SCENE_VERSION, **asdict(spec)}
@@ -312,12 +307,29 @@ def write_scene(out: str | Path, spec: SceneSpec = SceneSpec()) -> Path:
                 frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist()})
             meta = {"camera_angle_x": CAMERA_ANGLE_X, "generator": generator, "frames": frames}
             (tmp / f"transforms_{split}.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+@contextmanager
+def rendering_into(out: Path) -> Iterator[Path]:
+    """Yield a new temporary folder beside ``out`` to render a scene into, with torch on one thread; on success
+    it is renamed to ``out`` (which appears complete or not at all), on failure removed. torch's threads are
+    restored either way.
+
+    One thread: a view is a few tens of thousands of rays, thread barriers cost more than they
+    give, and on a busy CPU two threads rendered a view far more slowly than one.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield tmp
         os.rename(tmp, out)
     finally:
         torch.set_num_threads(threads)
         if tmp.exists():
             shutil.rmtree(tmp)
-    return out
 
 
 def default_scene_path() -> Path:
