@@ -10,22 +10,32 @@ Scenes (``../shared/data/real``, see its README.md):
 
 Each scene is one ``spiknerf train`` in a fresh process, timed end to end: the default job as a user runs it
 (video included), or ``--steps`` a model without the video (the object scenes' default budget does not fit the
-shared CPU), the teacher alone with ``--teacher-only``. Rows go to
-``docs/results/realphotos.json``, one per finished run under ``--runs`` (kept, so that scenes can be run one at a
-time):
+shared CPU), the teacher alone with ``--teacher-only``; ``--threads N`` is passed on to it. Runs are kept, so
+that scenes can be run one at a time, and a scene whose run already finished is not run again. ``--runs`` takes
+several folders: new runs go to the first, and ``docs/results/realphotos.json`` gets a row for every finished run
+in any of them (``--table-only``: write that table and nothing else):
 
     python scripts/bench_realphotos.py --only cup-ff
-    python scripts/bench_realphotos.py --only fox fox-pinhole cup --steps 300 --teacher-only
+    python scripts/bench_realphotos.py --only fox cup --steps 300 --threads 1
+    python scripts/bench_realphotos.py --only fox-pinhole --steps 300 --teacher-only --threads 1
+    python scripts/bench_realphotos.py --table-only --runs runs/bench-realphotos /elsewhere/runs
 
-Each finished run also gets a frame in ``docs/images/``: its first test view, the photo beside what the
-teacher and the student render (``realphotos-<scene>.png``), and for the fox the photo beside the teachers
+Each scene run or named now also gets a frame in ``docs/images/``: its first test view, the photo beside what
+the teacher and the student render (``realphotos-<scene>.png``), and for the fox the photo beside the teachers
 with the lens handled and ignored (``realphotos-fox-lens.png``).
+
+``--appearance`` trains nothing: it asks whether the photos need a per-photo appearance code
+(:mod:`spiknerf.nerf.appearance`), from the teacher of each named scene's newest finished run, and writes
+``docs/results/realphotos_appearance.json``:
+
+    python scripts/bench_realphotos.py --appearance --only cup-ff fox cup --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from spiknerf.nerf.appearance import split_colour_fits, summary
 from spiknerf.nerf.evaluate import render_split
 from spiknerf.nerf.run import eval_background, load_model, open_scene, read_config
 from spiknerf.paths import REAL_SCENES as REAL
@@ -50,6 +61,8 @@ LABELS = {"cup-ff": "cup, forward-facing subset", "fox": "fox, lens distortion h
           "fox-pinhole": "fox, lens distortion ignored", "cup": "cup, all around"}
 BENCH = "bench.json"
 CONDITIONS = "each run in a fresh process, one after the other"
+MERGED = ("a table of runs made earlier, each in a fresh process: each row's load column is the 1-minute load when "
+          "its run started (–: not recorded), and what follows is the machine's when the table was written")
 IMAGES = Path("docs/images")
 PANEL = 256  # frames' panels are at most this wide, so that the PNGs in the docs stay small
 
@@ -108,16 +121,25 @@ def scene_args(name: str, runs: Path) -> list[str]:
 
 
 def train(args: list[str], out: Path) -> None:
-    """``spiknerf train ARGS --out OUT`` in a fresh process, unless already finished; ``bench.json`` in the run
-    records the command and its wall seconds."""
-    if (out / BENCH).exists():
-        return
+    """``spiknerf train ARGS --out OUT`` in a fresh process; ``bench.json`` in the run records the command, its
+    wall seconds, the code it ran and the 1-minute load average when it started."""
+    code, load = code_version(), os.getloadavg()[0]
     t0 = time.perf_counter()
     with (out.parent / f"{out.name}.log").open("w") as log:
         subprocess.run([sys.executable, "-m", "spiknerf.cli", "train", *args, "--out", str(out)], check=True,
                        stdout=log, stderr=subprocess.STDOUT)
     command = "spiknerf train " + " ".join([*args, "--out", str(out)])
-    (out / BENCH).write_text(json.dumps({"seconds": time.perf_counter() - t0, "command": command}))
+    (out / BENCH).write_text(json.dumps({"seconds": time.perf_counter() - t0, "command": command, "code": code,
+                                         "load": load}))
+
+
+def finished(folders: list[Path]) -> dict[str, list[Path]]:
+    """Each scene's finished runs in any of ``folders``, oldest first."""
+    found: dict[str, list[Path]] = {}
+    for name in SCENES:
+        runs = [r for f in folders for r in f.glob(f"{name}-steps*") if (r / BENCH).exists()]
+        found[name] = sorted(runs, key=lambda r: (r / BENCH).stat().st_mtime)
+    return found
 
 
 def row(name: str, run: Path) -> dict:
@@ -138,7 +160,7 @@ def row(name: str, run: Path) -> dict:
             "teacher_train_s": teacher["train_seconds"], "student_train_s": student and student["train_seconds"],
             "eval_during_training_s": eval_s, "samples_per_ray": teacher["samples_per_ray"],
             "teacher_view_s": teacher["seconds_per_view"], "student_view_s": student and student["seconds_per_view"],
-            "wall_min": bench["seconds"] / 60}
+            "wall_min": bench["seconds"] / 60, "load": bench.get("load")}
 
 
 def test_view(run: Path, phases: tuple[str, ...], view: int = 0) -> list[np.ndarray]:
@@ -166,51 +188,99 @@ def save_strip(panels: list[np.ndarray], path: Path) -> None:
     print(f"wrote {path}")
 
 
-def frames(runs: dict[str, Path]) -> None:
-    """The docs' frames of the finished runs (the newest run of each scene)."""
-    for name, run in runs.items():
+def frames(names: list[str], runs: dict[str, Path]) -> None:
+    """The docs' frames of the scenes ``names`` from their runs ``runs`` (a scene's newest)."""
+    for name in (n for n in names if n in runs):
+        run = runs[name]
         phases = ("teacher", "student") if (run / "checkpoints").is_dir() and any(
             f.name.startswith("student-") for f in (run / "checkpoints").iterdir()) else ("teacher",)
         save_strip(test_view(run, phases), IMAGES / f"realphotos-{name}.png")
-    if "fox" in runs and "fox-pinhole" in runs:
+    if {"fox", "fox-pinhole"} & set(names) and {"fox", "fox-pinhole"} <= set(runs):
         lens = test_view(runs["fox"], ("teacher",)) + test_view(runs["fox-pinhole"], ("teacher",))[1:]
         save_strip(lens, IMAGES / "realphotos-fox-lens.png")
 
 
+def appearance_rows(name: str, run: Path, pixels: int) -> list[dict]:
+    """The appearance measurement's rows of one run's teacher: its training and its test views."""
+    config = read_config(run)
+    scene = open_scene(run, config, read_only=True)
+    model, sampler, _ = load_model(run, "teacher", config, scene, torch.device("cpu"))
+    rows = []
+    for split in ("train", "test"):
+        fits = split_colour_fits(model, sampler, scene.splits[split], eval_background(scene), pixels)
+        s = summary(fits)
+        rows.append({"scene": LABELS[name], "run": run.name, "split": split, **s,
+                     "fitted_minus_psnr_db": s["fitted_psnr"] - s["psnr"]})
+    return rows
+
+
+def table(folders: list[Path], code: str, conditions: str = CONDITIONS) -> Results:
+    """``realphotos``: a row for every finished run in ``folders``."""
+    rows, commands, codes = [], [], set()
+    for name, runs in finished(folders).items():
+        for run in runs:
+            bench = json.loads((run / BENCH).read_text())
+            rows.append(row(name, run))
+            commands.append(bench["command"])
+            codes.add(bench.get("code", "unrecorded"))
+    notes = [f"The runs ran different code versions: {', '.join(sorted(codes))}."] if len(codes) > 1 else []
+    prov = provenance("python " + " ".join(["scripts/bench_realphotos.py", *sys.argv[1:]]), conditions=conditions,
+                      code=code)
+    return Results(table="realphotos", rows=rows, settings={"preset": "fast", "seed": 0}, commands=commands,
+                   notes=notes, **prov)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=SCENES, help="scenes to run now (default: all)")
+    parser.add_argument("--only", nargs="+", choices=SCENES, help="scenes to run now (default: all)")
     parser.add_argument("--steps", type=int, help="training steps per model (default: the default job's)")
     parser.add_argument("--teacher-only", action="store_true", help="train the teacher alone (no student)")
-    parser.add_argument("--runs", type=Path, default=Path("runs/bench-realphotos"), help="where the runs go")
+    parser.add_argument("--threads", type=int, default=0, help="--threads of each training (default: 0, its own)")
+    parser.add_argument("--runs", type=Path, nargs="+", default=[Path("runs/bench-realphotos")],
+                        help="run folders: new runs go to the first; the table holds the finished runs of all")
     parser.add_argument("--no-frames", action="store_true", help="leave the frames in docs/images as they are")
+    parser.add_argument("--table-only", action="store_true", help="write the table from the finished runs, no more")
+    parser.add_argument("--appearance", action="store_true", help="measure whether the photos need a per-photo "
+                        "appearance code, from the named scenes' newest finished runs, and write that table only")
+    parser.add_argument("--appearance-pixels", type=int, default=4096, help="pixels a view it renders, at most")
     args = parser.parse_args()
     if not REAL.is_dir():
         raise SystemExit(f"{REAL} not found: the real captures are needed")
     code = code_version()
-    for name in args.only or SCENES:
-        model = ["--model", "teacher"] if args.teacher_only else []
-        steps = ["--steps", str(args.steps)] if args.steps else []
-        out = args.runs / (f"{name}-steps{args.steps or 'default'}" + ("-teacher" if args.teacher_only else ""))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        video = [] if not (args.steps or args.teacher_only) else ["--video-frames", "0"]
-        train([*scene_args(name, args.runs), *steps, *model, *video], out)
-    rows, commands, newest = [], [], {}
-    for name in SCENES:  # every finished run, this invocation's and earlier ones'
-        for run in sorted(args.runs.glob(f"{name}-steps*")):
-            if (run / BENCH).exists():
-                rows.append(row(name, run))
-                commands.append(json.loads((run / BENCH).read_text())["command"])
-                if name not in newest or (run / BENCH).stat().st_mtime > (newest[name] / BENCH).stat().st_mtime:
-                    newest[name] = run
-    prov = provenance("python " + " ".join(["scripts/bench_realphotos.py", *sys.argv[1:]]), conditions=CONDITIONS,
-                      code=code)
-    write_results(Results(table="realphotos", rows=rows, settings={"preset": "fast", "seed": 0},
-                          commands=commands, **prov))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    names = args.only or list(SCENES)
+    if args.appearance:
+        appearance(names, args.runs, args.appearance_pixels, code)
+        return
+    if not args.table_only:
+        for name in names:
+            model = ["--model", "teacher"] if args.teacher_only else []
+            steps = ["--steps", str(args.steps)] if args.steps else []
+            run_name = f"{name}-steps{args.steps or 'default'}" + ("-teacher" if args.teacher_only else "")
+            if any((folder / run_name / BENCH).exists() for folder in args.runs):
+                continue
+            out = args.runs[0] / run_name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            video = [] if not (args.steps or args.teacher_only) else ["--video-frames", "0"]
+            threads = ["--threads", str(args.threads)] if args.threads else []
+            train([*scene_args(name, args.runs[0]), *steps, *model, *video, *threads], out)
+    write_results(table(args.runs, code, MERGED if args.table_only else CONDITIONS))
     for doc in regenerate():
         print(f"regenerated {doc}")
-    if not args.no_frames:
-        frames(newest)
+    if not (args.no_frames or args.table_only):
+        frames(names, {name: runs[-1] for name, runs in finished(args.runs).items() if runs})
+
+
+def appearance(names: list[str], folders: list[Path], pixels: int, code: str) -> None:
+    """``realphotos_appearance`` from the newest finished run of each of ``names``."""
+    runs = finished(folders)
+    rows = [r for name in names if runs[name] for r in appearance_rows(name, runs[name][-1], pixels)]
+    prov = provenance("python " + " ".join(["scripts/bench_realphotos.py", *sys.argv[1:]]), code=code)
+    write_results(Results(table="realphotos_appearance", rows=rows, settings={"pixels_a_view": pixels},
+                          commands=[], **prov))
+    for doc in regenerate():
+        print(f"regenerated {doc}")
 
 
 if __name__ == "__main__":

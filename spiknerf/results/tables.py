@@ -205,6 +205,14 @@ REALPHOTOS_COLUMNS = [
     Column("eval_during_training_s", "eval during training s", ".0f"),
     Column("samples_per_ray", "test samples/ray", ".1f"), Column("teacher_view_s", "teacher s/test view", ".1f"),
     Column("student_view_s", "student s/test view", ".1f"), Column("wall_min", "whole run min", ".1f"),
+    Column("load", "load at start", ".1f", missing="–"),
+]
+
+REALPHOTOS_APPEARANCE_COLUMNS = [
+    Column("scene", "scene"), Column("run", "run"), Column("split", "views"), Column("views", "n"),
+    Column("psnr", "teacher PSNR", ".2f"), Column("fitted_psnr", "after each view's gain + offset", ".2f"),
+    Column("fitted_minus_psnr_db", "gain dB", "+.2f"), Column("gain_spread_pct", "gain spread %", ".1f"),
+    Column("gain_range_pct", "gain range %", ".1f"), Column("offset_spread", "offset spread", ".3f"),
 ]
 
 def _registered(row: Row) -> str:
@@ -270,6 +278,7 @@ def _mesh_target(r: Results) -> list[str]:
 TABLES: dict[str, TableSpec] = {
     "spiknerf_default_run": TableSpec(DEFAULT_RUN_COLUMNS),
     "realphotos": TableSpec(REALPHOTOS_COLUMNS),
+    "realphotos_appearance": TableSpec(REALPHOTOS_APPEARANCE_COLUMNS, show_commands=False),
     "spiknerf_fast_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
     "spiknerf_fast_builtin": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
     "spiknerf_paper_lego100": TableSpec(SPIKNERF_COLUMNS, _spiknerf_extra),
