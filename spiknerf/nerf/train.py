@@ -43,7 +43,7 @@ from spiknerf.atomic import write_atomic, write_json_atomic
 from spiknerf.errors import InputError
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
 from spiknerf.nerf.data import Scene, Split, default_scene_path, load_scene
-from spiknerf.nerf.distill import kd_loss, teacher_targets
+from spiknerf.nerf.distill import kd_loss
 from spiknerf.nerf.evaluate import evaluate_run, format_table, render_split
 from spiknerf.nerf.metrics import psnr
 from spiknerf.nerf.presets import PRESETS, Preset
@@ -265,6 +265,8 @@ def train_step(phase: Phase, field: nn.Module, batcher: Batcher, kd: Distillatio
     its own young density instead, the mlp preset's student refreshed the whole grid through its spiking MLP
     during warm-up, and its warm-up and its steps were much slower than they are now
     (docs/notes/2026-11-28-spiknerf-table-history.md). Evaluation and rendering march the student's own density.
+    The frozen teacher's density and colour at the kept samples, the KD targets, come from that march
+    (``render_rays``'s ``teacher``): its last reading of the teacher at those points, not a second one.
     """
     t0 = time.perf_counter()
     model, sampler = phase.model, phase.sampler
@@ -274,12 +276,12 @@ def train_step(phase: Phase, field: nn.Module, batcher: Batcher, kd: Distillatio
             sampler.update(phase.step, distributed.sharded(model.density), phase.generator)
         batch = batcher.draw(phase.preset.rays_per_batch(phase.samples_per_ray, batch_samples))
         out = render_rays(field, sampler, batch.origins, batch.dirs, batch.background, stratified=True,
-                          view_dirs=batch.view_dirs, sigma_fn=model.density if kd is None else kd.teacher.density,
-                          jitter=batch.jitter)
+                          view_dirs=batch.view_dirs, sigma_fn=model.density if kd is None else None,
+                          jitter=batch.jitter, teacher=None if kd is None else kd.teacher)
         photo = F.mse_loss(out.rgb, batch.target)
         distill = None
         if kd is not None:
-            sigma_t, rgb_t = teacher_targets(kd.teacher, out.points, out.directions)
+            sigma_t, rgb_t = out.teacher
             distill = kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, out.samples.t_ends - out.samples.t_starts,
                               kd.weight_sigma, kd.weight_color)
     loss = batch_loss(photo, distill, len(batch.origins), len(out.samples))
