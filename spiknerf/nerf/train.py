@@ -422,6 +422,16 @@ class Checkpointer:
         self.last = time.perf_counter()
 
 
+def phase_batcher(phase: Phase, scene: Scene, device: torch.device) -> Batcher:
+    """The training rays of ``phase``, drawn from its own generator."""
+    return Batcher(scene.splits["train"], device, phase.generator, opaque=scene.kind in ("forward", "unbounded"))
+
+
+def step_autocast(device: torch.device) -> AbstractContextManager:
+    """The mixed precision training steps run under: bfloat16 on CUDA, none on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
 def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter | None,
                 device: torch.device, teacher: nn.Module | None = None, watch: Watcher | None = None) -> None:
     """Train one model to ``phase.steps`` steps, distilled from ``teacher`` if given: each step is logged; every
@@ -429,9 +439,9 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     ``watch`` (the web viewer) sees the model after each step. Without a ``writer`` (ranks other than 0 of a job)
     this process trains and renders its share of the test views, and writes nothing."""
     field = distributed.wrap(phase.model)
-    batcher = Batcher(scene.splits["train"], device, phase.generator, opaque=scene.kind in ("forward", "unbounded"))
+    batcher = phase_batcher(phase, scene, device)
     kd = None if teacher is None else Distillation(teacher, cfg.kd_sigma, cfg.kd_color)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    amp = step_autocast(device)
     checkpoints = Checkpointer(run, cfg)
     log = ProgressLog(phase, writer)
     test = scene.splits["test"]
@@ -479,15 +489,7 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
     preset), so that it learns the spiking MLP on features that already describe
     the scene.
     """
-    seed = cfg.seed * 2 + (name == "student")
-    torch.manual_seed(seed)
-    model = build()
-    preset = PRESETS[cfg.preset]
-    sampler = preset.sampler(scene, device).to(device)
-    if teacher is not None:
-        sampler.load_state_dict(teacher.sampler.state_dict())
-        inherit_encoding(model, teacher.model)
-    phase = Phase(name, model.to(device), sampler, preset, cfg.total_steps(name, scene.kind), seed)
+    phase = build_phase(name, build, scene, cfg, device, teacher)
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
         phase.load(ckpt, load_checkpoint(ckpt))
@@ -496,6 +498,21 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
             print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
     train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model, watch)
     return phase
+
+
+def build_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: TrainConfig, device: torch.device,
+                teacher: Teacher | None = None) -> Phase:
+    """A new phase of ``name``: its model (``build()`` after seeding), its sampler (a distilled student's a copy of
+    its teacher's, and its encoding the teacher's), optimizer and schedule, at step 0."""
+    seed = cfg.seed * 2 + (name == "student")
+    torch.manual_seed(seed)
+    model = build()
+    preset = PRESETS[cfg.preset]
+    sampler = preset.sampler(scene, device).to(device)
+    if teacher is not None:
+        sampler.load_state_dict(teacher.sampler.state_dict())
+        inherit_encoding(model, teacher.model)
+    return Phase(name, model.to(device), sampler, preset, cfg.total_steps(name, scene.kind), seed)
 
 
 def inherit_encoding(student: nn.Module, teacher: nn.Module) -> None:
@@ -623,6 +640,11 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
             for note in scene.notes:
                 print(f"note: {note}", file=sys.stderr)
             threads.announce()
+            if not cfg.resume and distributed.world() == 1:  # in a job the trial steps would wait for the others
+                # imported here: the estimate's trial steps are this module's
+                from spiknerf.nerf.estimate import announce_estimate
+
+                announce_estimate(cfg, scene, device, teacher)
             print(f"run directory: {run}" + (f" ({distributed.world()} processes)" if distributed.world() > 1
                                             else ""), file=sys.stderr)
         train_models(cfg, scene, run, device, teacher, viewer)
