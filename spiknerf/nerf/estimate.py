@@ -18,6 +18,7 @@ takes as many samples a ray trained or not, and its estimate is a fair one.
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -46,9 +47,10 @@ from spiknerf.nerf.train import (
 from spiknerf.nerf.train_config import TrainConfig
 
 WARN_MINUTES = 30.0  # a run estimated longer than this gets a warning
-TRIAL_WARMUP = 2  # trial steps (and one trial render) that compile and warm up, not counted
-TRIAL_STEPS = 10  # timed trial steps at most,
-TRIAL_SECONDS = 0.5  # ... or fewer once they took this long (a paper-preset step on a CPU takes seconds)
+TRIAL_WARMUP = 3  # trial steps (and one trial render) that compile and warm up, not counted
+TRIAL_STEPS = 10  # timed trial steps at most, their median taken (a late recompile makes one step slow)
+TRIAL_SECONDS = 0.5  # ... or fewer (at least MIN_TRIAL_STEPS) once they took this long: a paper-preset step on a
+MIN_TRIAL_STEPS = 3  # CPU takes seconds
 TRIAL_RAYS = 128  # rays a trial render takes at a time, until it took TRIAL_SECONDS (or TRIAL_RAYS x 16)
 CHECK_RENDERS = 6  # a ternary student's re-parameterization check renders its check rays about this many times over
 # (two forms, in float32 and in float64, which costs about twice as much)
@@ -141,9 +143,9 @@ def _seconds_a_step(phase: Phase, scene: Scene, device: torch.device, kd: Distil
         phase.advance(result)
         if k >= TRIAL_WARMUP:
             timed.append(result.seconds)
-            if sum(timed) >= TRIAL_SECONDS:
+            if sum(timed) >= TRIAL_SECONDS and len(timed) >= MIN_TRIAL_STEPS:
                 break
-    return sum(timed) / len(timed)
+    return statistics.median(timed)
 
 
 def _seconds_a_ray(model: nn.Module, sampler: nn.Module, scene: Scene, device: torch.device) -> float:
