@@ -44,25 +44,22 @@ def contention(args: argparse.Namespace, command: str) -> Results:
                   "--steps", str(args.steps or 150), "--eval-every", "100000", "--eval-views", "1",
                   "--video-frames", "0"]
     settings = {"train": "spiknerf train " + " ".join(train_args), "repeats": args.repeats}
-    meta = provenance(command)  # the load average before our own processes start
     rows = contention_table(train_args, args.setups, args.repeats)
-    return Results(table="cpu_contention", rows=rows, settings=settings, **meta)
+    return Results(table="cpu_contention", rows=rows, settings=settings, **provenance(command))
 
 
 def default_run(args: argparse.Namespace, command: str) -> Results:
     train_args = ["--data", str(args.data), "--downscale", str(args.downscale)]
     train_args += ["--steps", str(args.steps)] if args.steps else []  # a shorter run, to check the driver works
-    meta = provenance(command)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(args.repeats):
             rows.append(time_default_run(train_args, Path(tmp) / str(k)))
             print(f"default run {k + 1}/{args.repeats}: {rows[-1]['wall_s'] / 60:.1f} min, "
                   f"{rows[-1]['stages_s']}", file=sys.stderr)
-    load = os.getloadavg()[0]
-    notes = [f"1-minute load average when the last run ended: {load:.2f}"]
     return Results(table="cpu_default_run", rows=rows, settings={"train": "spiknerf train " + " ".join(train_args),
-                   "repeats": args.repeats, "environment": _threading_environment()}, notes=notes, **meta)
+                   "repeats": args.repeats, "environment": _threading_environment()},
+                   **provenance(command))
 
 
 def step_cost(args: argparse.Namespace, command: str) -> Results:

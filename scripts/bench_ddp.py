@@ -42,11 +42,11 @@ def main() -> None:
     args = parser.parse_args()
     command = "python scripts/bench_ddp.py " + " ".join(sys.argv[1:])
     data = ["--data", str(args.data), "--downscale", str(args.downscale), "--preset", "fast"]
-    meta = provenance(command)  # the load average before our own processes start
     correct_dir = args.scratch / "correctness"
     if args.part == "correctness":
         train_args = [*data, "--steps", str(args.steps), "--eval-every", "100", "--video-frames", "0"]
         rows, curves, commands = correctness(train_args, correct_dir, args.reuse)
+        meta = provenance(command)
         settings = {"train": "spiknerf train " + " ".join(train_args)}
         write_results(Results(table="ddp_correctness", rows=rows, settings=settings, commands=commands, **meta))
         write_results(Results(table="ddp_loss_curve", rows=curves, settings=settings, commands=commands, **meta))
@@ -55,6 +55,7 @@ def main() -> None:
                       "--eval-views", "1", "--video-frames", "0"]
         with tempfile.TemporaryDirectory(dir=args.scratch) as runs:
             rows, commands = throughput(train_args, Path(runs), args.layouts, args.repeats)
+        meta = provenance(command)
         settings = {"train": "spiknerf train " + " ".join(train_args), "repeats": args.repeats}
         write_results(Results(table="ddp_throughput", rows=rows, settings=settings, commands=commands, **meta))
         comm, probe = communication(correct_dir / "two-processes", repeats=20)

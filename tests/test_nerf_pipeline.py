@@ -294,6 +294,15 @@ def test_render_writes_an_mp4_with_the_requested_frames(both_run, tmp_path):
     assert frames.shape[0] == 7 and frames.shape[2] == 2 * 16  # colour | depth
 
 
+def test_render_shows_the_folded_student_as_its_training_form_renders_it(both_run, tmp_path):
+    videos = {}
+    for fold in ("--fold", "--no-fold"):
+        videos[fold] = tmp_path / f"student{fold}.mp4"
+        assert cli(["render", "--run", str(both_run), "--frames", "3", fold, "--out", str(videos[fold])]) == 0
+    folded, plain = (iio.imread(v).astype(float) for v in videos.values())
+    assert folded.shape == plain.shape and abs(folded - plain).max() <= 2  # the codec's rounding at most
+
+
 def test_eval_rewrites_metrics(both_run, capsys):
     (both_run / "metrics.json").unlink()
     assert cli(["eval", "--run", str(both_run)]) == 0

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -160,11 +161,27 @@ def test_readme_links_resolve():
 def test_provenance_says_whether_other_jobs_shared_the_machine(monkeypatch):
     from spiknerf.results import store
 
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    now = time.monotonic()
+    short = store.Watch(now, 0.1, None, 0.0)  # a watch too short to tell: the load at the start decides
+    monkeypatch.setattr(store, "STARTED", short)
     quiet = store.provenance("python x.py", conditions="one run", code="abc1234")
     assert quiet["conditions"].startswith("one run; the 1-minute load average was 0.10")
     assert quiet["conditions"].endswith("a quiet machine")
-    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 3.0, 2.0))
+    monkeypatch.setattr(store, "STARTED", short._replace(load=3.5))
     busy = store.provenance("python x.py", code="abc1234")
     assert "3.50" in busy["conditions"] and "rerun on a quiet machine" in busy["conditions"]
     assert busy["source"] == "measured" and busy["machine"]["cores"] == os.cpu_count()
+
+
+def test_a_driver_that_starts_in_the_wake_of_other_work_is_judged_by_what_the_others_used(monkeypatch):
+    from spiknerf.results import store
+
+    # 100 s ago the load average was high; since then the machine was busy 50 CPU seconds
+    start = store.Watch(time.monotonic() - 100, 3.5, 1000.0, 0.0)
+    monkeypatch.setattr(store, "_busy_seconds", lambda: 1050.0)
+    monkeypatch.setattr(store, "_own_seconds", lambda: 48.0)  # nearly all of them the driver's own
+    said = store.machine_conditions(start)
+    assert "other processes used 2 CPU seconds" in said and said.endswith("a quiet machine")
+    monkeypatch.setattr(store, "_own_seconds", lambda: 0.0)  # none of them its own
+    said = store.machine_conditions(start)
+    assert "other processes used 50 CPU seconds" in said and "rerun on a quiet machine" in said

@@ -179,6 +179,15 @@ def fold_student(model: nn.Module, sampler: nn.Module, train: Split, background:
     return reparameterize(model, offsets=offsets, inputs=wiring_inputs), offsets, wiring_inputs
 
 
+def inference_form(model: nn.Module, sampler: nn.Module, scene: Scene) -> nn.Module:
+    """The form a model is shown in (viewer, ``render``): a ternary student folded as evaluation folds it,
+    anything else as it is."""
+    if not is_ternary(model):
+        return model
+    device = next(model.parameters()).device
+    return fold_student(model, sampler, scene.splits["train"], eval_background(scene), device)[0].eval()
+
+
 def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, split_name: str,
                    device: torch.device, e_mac: float, e_ac: float) -> dict[str, Any]:
     """Scores, op counts and (for a ternary student) the re-parameterization check of one model."""

@@ -25,12 +25,11 @@ from spiknerf import distributed, threads
 from spiknerf.atomic import atomic_path
 from spiknerf.errors import InputError
 from spiknerf.nerf.camera_path import PATHS, CameraPath, check_path_name, from_nerfstudio, make_path
-from spiknerf.nerf.evaluate import is_ternary
+from spiknerf.nerf.evaluate import inference_form
 from spiknerf.nerf.rays import frame_rays
 from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.run import choose_device, eval_background, load_model, ndc_camera, open_scene, read_config
 from spiknerf.nerf.run_folder import hold_run
-from spiknerf.neurons import reparameterize
 
 
 @dataclass
@@ -125,8 +124,8 @@ def render_video(run: Path, model: str = "student", path: str = "orbit", frames:
     scene = open_scene(run, config)
     dev = choose_device(device)
     field_model, sampler, _ = load_model(run, model, config, scene, dev)
-    if fold and model == "student" and is_ternary(field_model):
-        field_model = reparameterize(field_model)
+    if fold:
+        field_model = inference_form(field_model, sampler, scene)
     train = scene.splits["train"]
     threads.announce()
     cams = nerfstudio if camera_path is not None else make_path(path, train.c2w, train.intrinsics[0], train.width,

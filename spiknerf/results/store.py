@@ -31,7 +31,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from spiknerf.atomic import write_json_atomic
 from spiknerf.errors import InputError
@@ -42,6 +42,8 @@ MEASURED = "measured"
 SHARED_MACHINE = ("other jobs shared the CPU while this ran, so its timings are indicative only; "
                   "they need a rerun on a quiet machine")
 QUIET_LOAD = 0.5  # a 1-minute load average below this when a driver starts: nothing else was running
+QUIET_SHARE = 0.1  # other processes busy less than this share of one core while a driver ran: a quiet machine
+MIN_WATCH_S = 10.0  # a shorter watch tells too little; then the load average at the start decides
 
 
 @dataclass
@@ -144,25 +146,70 @@ def machine(device: str = "cpu") -> dict[str, Any]:
             "platform": platform.machine()}
 
 
-def load_conditions() -> str:
-    """What the load average says about other jobs on the machine, read when a driver starts (before its
-    own jobs add to it)."""
+class Watch(NamedTuple):
+    """What the machine had done when a driver started: its load, its busy CPU seconds, this process's own."""
+
+    wall: float
+    load: float | None
+    busy_s: float | None
+    own_s: float
+
+
+def _busy_seconds() -> float | None:
+    """CPU seconds all cores have spent busy since boot (``/proc/stat``), or None off Linux."""
     try:
-        load = os.getloadavg()[0]
+        ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def _own_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for (a driver's trainings)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def watch() -> Watch:
+    try:
+        load: float | None = os.getloadavg()[0]
     except OSError:  # not available on this platform
+        load = None
+    return Watch(time.monotonic(), load, _busy_seconds(), _own_seconds())
+
+
+STARTED = watch()  # on import, i.e. when a driver starts, before its own jobs add to the machine's work
+
+
+def machine_conditions(start: Watch | None = None) -> str:
+    """What the machine says about other jobs since ``start``: the load average then, and the CPU seconds
+    that processes other than this driver and its children used since. The load average of a machine that
+    has just finished other work stays high for minutes, so the CPU the others used while the driver ran
+    decides whether it was quiet; over a watch too short to tell, the load average at the start does.
+    ``start``: by default when the driver started."""
+    start = start or STARTED
+    if start.load is None:
         return "the machine's load was not recorded"
-    if load < QUIET_LOAD:
-        return f"the 1-minute load average was {load:.2f} when the driver started: a quiet machine"
-    return f"the 1-minute load average was {load:.2f} when the driver started: {SHARED_MACHINE}"
+    said = f"the 1-minute load average was {start.load:.2f} when the driver started"
+    now, busy = time.monotonic(), _busy_seconds()
+    if busy is None or start.busy_s is None or now - start.wall < MIN_WATCH_S:
+        quiet = start.load < QUIET_LOAD
+    else:
+        others = max(0.0, busy - start.busy_s - (_own_seconds() - start.own_s))
+        share = others / (now - start.wall)
+        said += f"; other processes used {others:.0f} CPU seconds while it ran ({share:.0%} of one core)"
+        quiet = share < QUIET_SHARE
+    return f"{said}: {'a quiet machine' if quiet else SHARED_MACHINE}"
 
 
 def provenance(command: str, device: str = "cpu", conditions: str | None = None,
                code: str | None = None) -> dict[str, Any]:
     """The provenance fields of a results file measured now.
 
-    ``conditions`` adds to what the load average says; ``code``: read it before long runs start, so that
+    Call it when the measurements are done: ``conditions`` adds to what the machine says about other jobs
+    since the driver started (:func:`machine_conditions`); ``code``: read it before long runs start, so that
     editing the tree meanwhile does not mark the runs dirty.
     """
-    said = "; ".join(c for c in (conditions, load_conditions()) if c)
+    said = "; ".join(c for c in (conditions, machine_conditions()) if c)
     return {"command": command, "code": code or code_version(), "date": time.strftime("%Y-%m-%d"),
             "machine": machine(device), "source": MEASURED, "conditions": said}

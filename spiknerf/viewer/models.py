@@ -26,7 +26,7 @@ from spiknerf.errors import InputError
 from spiknerf.nerf.camera_path import focus_point
 from spiknerf.nerf.checkpoint import latest_checkpoint
 from spiknerf.nerf.data import Scene
-from spiknerf.nerf.evaluate import fold_student, is_ternary
+from spiknerf.nerf.evaluate import inference_form, is_ternary
 from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.run import eval_background, load_model, ndc_camera, open_scene, read_config
 from spiknerf.neurons import E_AC_PJ, E_MAC_PJ, count_ops
@@ -75,14 +75,6 @@ def start_view(scene: Scene) -> StartView:
     return StartView(c2w[0, :3, 3].numpy().astype(np.float64), focus_point(c2w).numpy().astype(np.float64),
                      (up / up.norm()).numpy().astype(np.float64), 2 * float(np.arctan(train.height / 2 / fy)),
                      train.width, train.height)
-
-
-def inference_form(model: nn.Module, sampler: nn.Module, scene: Scene) -> nn.Module:
-    """The form the viewer shows a model in: a ternary student folded, anything else as it is."""
-    if not is_ternary(model):
-        return model
-    device = next(model.parameters()).device
-    return fold_student(model, sampler, scene.splits["train"], eval_background(scene), device)[0].eval()
 
 
 @dataclass
