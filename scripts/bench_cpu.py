@@ -70,17 +70,14 @@ def step_cost(args: argparse.Namespace, command: str) -> Results:
     threads.setup(args.threads)  # before torch loads
     from spiknerf.results.step_cost import step_costs
 
-    meta = provenance(command)
     rows = step_costs(args.teacher, args.blocks, args.block_steps)
-    notes = [f"1-minute load average when the measurement ended: {os.getloadavg()[0]:.2f}"]
-    return Results(table="cpu_step_cost", rows=rows, notes=notes, settings={
+    return Results(table="cpu_step_cost", rows=rows, settings={
         "teacher run": str(args.teacher), "threads": args.threads or "automatic", "blocks": args.blocks,
-        "steps a block": args.block_steps}, **meta)
+        "steps a block": args.block_steps}, **provenance(command))
 
 
 def budgets(args: argparse.Namespace, command: str) -> Results:
     scene_args = ["--data", str(args.data), "--downscale", str(args.downscale)]
-    meta = provenance(command)
     rows = []
     for budget in args.budgets:
         teacher_steps, student_steps = (int(n) for n in budget.split(":"))
@@ -89,7 +86,7 @@ def budgets(args: argparse.Namespace, command: str) -> Results:
               "dB", file=sys.stderr)
     return Results(table="cpu_budgets", rows=rows, settings={
         "train": "spiknerf train " + " ".join(scene_args) + " --threads 1 --video-frames 0 (teacher, then student "
-        "--teacher RUN)", "runs": str(args.runs)}, **meta)
+        "--teacher RUN)", "runs": str(args.runs)}, **provenance(command))
 
 
 def _threading_environment() -> dict[str, str]:
