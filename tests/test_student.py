@@ -13,11 +13,11 @@ from spiknerf.nerf.checkpoint import load_checkpoint
 from spiknerf.nerf.data.builtin import SceneSpec, write_scene
 from spiknerf.nerf.distill import kd_loss, teacher_targets
 from spiknerf.nerf.evaluate import op_report
-from spiknerf.nerf.fields import NGPField
+from spiknerf.nerf.fields import NeRFField, NGPField
 from spiknerf.nerf.presets import PRESETS
-from spiknerf.nerf.render import render_chunks
+from spiknerf.nerf.render import render_chunks, render_rays
 from spiknerf.nerf.sampler import OccupancyGridSampler
-from spiknerf.nerf.student import SpikingNGPField, StudentSettings
+from spiknerf.nerf.student import SpikingNeRFField, SpikingNGPField, StudentSettings
 from spiknerf.nerf.train_config import config_from_saved
 from spiknerf.neurons import calibrate_offsets, count_ops, reparameterize
 
@@ -98,6 +98,46 @@ def test_kd_loss_is_zero_when_the_student_equals_the_teacher():
     deltas = torch.full_like(sigma, 0.01)
     assert float(kd_loss(sigma, rgb, *teacher_targets(teacher, x, d), deltas).detach()) == 0.0
     assert float(kd_loss(sigma + 1, rgb, sigma, rgb, deltas).detach()) > 0.0
+
+
+def teacher_and_student(kind: str, contract: bool) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """A small teacher whose density varies (so that transmittance drops samples) and a student of its kind."""
+    torch.manual_seed(5)
+    if kind == "hash grid":
+        grid = {"n_levels": 4, "log2_table": 12, "max_resolution": 64, "contract": contract}
+        teacher, student = NGPField(AABB, **grid), SpikingNGPField(AABB, **grid)
+        with torch.no_grad():
+            teacher.encoding.table.normal_(0, 1.0)
+            teacher.density_net[-1].bias[0] = 5.0
+    else:
+        mlp = {"depth": 2, "width": 32, "skip": 1, "contract": contract}
+        teacher, student = NeRFField(AABB, **mlp), SpikingNeRFField(AABB, **mlp)
+        with torch.no_grad():
+            teacher.sigma_head.bias.fill_(8.0)
+    return teacher.requires_grad_(False), student
+
+
+@pytest.mark.parametrize(("kind", "contract"), [("hash grid", False), ("hash grid", True), ("mlp", False)])
+def test_the_teachers_march_gives_its_targets_at_the_students_samples(kind, contract):
+    """The KD targets read off the frozen teacher's march are the teacher at the points the student is evaluated
+    at; the student's own outputs there are its own, not the teacher's."""
+    teacher, student = teacher_and_student(kind, contract)
+    origins = torch.randn(128, 3)
+    origins = 4.0 * origins / origins.norm(dim=-1, keepdim=True)
+    dirs = torch.nn.functional.normalize(0.3 * torch.randn(128, 3) - origins, dim=-1)
+    view_dirs = torch.nn.functional.normalize(dirs + 0.3 * torch.randn(128, 3), dim=-1)
+    sampler = OccupancyGridSampler(AABB, 2.0, 40.0 if contract else 6.0, 0.02, resolution=16, contract=contract)
+    out = render_rays(student, sampler, origins, dirs, torch.ones(3), stratified=True, view_dirs=view_dirs,
+                      teacher=teacher)
+    assert out.teacher is not None and len(out.samples) > 0
+    assert len(out.samples) < len(sampler.sample(origins, dirs)) / 2  # the teacher's transmittance dropped many
+    sigma_t, rgb_t = teacher_targets(teacher, out.points, out.directions)
+    torch.testing.assert_close(out.teacher[0], sigma_t)
+    torch.testing.assert_close(out.teacher[1], rgb_t)
+    sigma_s, rgb_s = student(out.points, out.directions)
+    torch.testing.assert_close(out.sigmas, sigma_s)
+    torch.testing.assert_close(out.rgbs, rgb_s)
+    assert out.sigmas.requires_grad and not torch.allclose(out.rgbs, rgb_t)
 
 
 def test_kd_density_term_compares_what_rendering_reads():

@@ -55,3 +55,43 @@ def test_a_run_logs_its_evaluation_grid_and_cost(blender_scene, tmp_path):
     lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in lines] == [1, 2]
     assert all(entry["eval_stride"] > 1 and entry["eval_seconds"] > 0 for entry in lines)
+
+
+def estimate_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith(("estimate:", "warning: this run"))]
+
+
+def test_a_run_says_up_front_how_long_each_stage_will_take(blender_scene, tmp_path, capsys):
+    from spiknerf.cli import main
+
+    data = blender_scene(splits={"train": 4, "test": 2}, size=(12, 16))
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "3",
+                 "--video-frames", "2", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    [line] = estimate_lines(err)
+    assert err.index(line) < err.index("run directory:")  # before the first step
+    assert line.startswith("estimate: about ") and "on this machine with 1 thread(s): " in line
+    for stage in ("teacher ", "(3 steps at ", "student ", "evaluation ", "video ", "(2 frames, "):
+        assert stage in line
+
+
+def test_a_long_run_is_warned_about_and_the_trial_steps_change_nothing(blender_scene, tmp_path, capsys,
+                                                                       monkeypatch):
+    from spiknerf.cli import main
+    from spiknerf.nerf import estimate
+    from spiknerf.nerf.checkpoint import load_checkpoint
+
+    data = blender_scene(splits={"train": 4, "test": 2}, size=(12, 16))
+    args = ["train", "--data", str(data), "--steps", "3", "--model", "teacher", "--video-frames", "0"]
+    monkeypatch.setattr(estimate, "WARN_MINUTES", 0.0)
+    assert main([*args, "--out", str(tmp_path / "warned")]) == 0
+    lines = estimate_lines(capsys.readouterr().err)
+    assert len(lines) == 2 and lines[1].startswith("warning: this run will take about ")
+    assert "student" not in lines[0] and "video" not in lines[0]  # a teacher alone, no video
+    monkeypatch.setattr(estimate, "announce_estimate", lambda *_: None)
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert estimate_lines(capsys.readouterr().err) == []
+    weights = [load_checkpoint(tmp_path / run / "checkpoints" / "teacher-final.safetensors")["model"]
+               for run in ("warned", "plain")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -2,7 +2,11 @@
 
 A field maps world points ``[N, 3]`` and unit view directions ``[N, 3]`` to
 density ``[N]`` and colour ``[N, 3]``; ``density(x)`` alone is what the
-occupancy grid and the sampler's transmittance pass need. Points outside the
+occupancy grid and the sampler's transmittance pass need. A teacher field also
+splits its forward in two: ``trunk(x)``, the density and the features its
+colour reads, and ``color(features, d)``, so that a distilled student's march
+keeps the teacher's features and reads its colour only where samples survive
+(``render_rays``). Points outside the
 scene box have zero density, unless space beyond the box is contracted into it
 (unbounded scenes, :mod:`spiknerf.nerf.contraction`).
 """
@@ -87,19 +91,21 @@ class NGPField(nn.Module):
         self.density_net = mlp([self.encoding.out_dim, hidden, 1 + geo_features])
         self.color_net = mlp([geo_features + self.dir_encoding.out_dim, hidden, hidden, 3], nn.Sigmoid())
 
-    def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
         u, inside = self.box.normalize(x)
         h = self.density_net(self.encoding(u))
         sigma = trunc_exp(h[:, 0] - 1.0) * inside  # -1: start near-empty so the grid can prune early
         return sigma, h[:, 1:]
 
+    def color(self, geo: Tensor, d: Tensor) -> Tensor:
+        return self.color_net(torch.cat([geo, self.dir_encoding(d)], dim=-1))
+
     def density(self, x: Tensor) -> Tensor:
-        return self._trunk(x)[0]
+        return self.trunk(x)[0]
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-        sigma, geo = self._trunk(x)
-        rgb = self.color_net(torch.cat([geo, self.dir_encoding(d)], dim=-1))
-        return sigma, rgb
+        sigma, geo = self.trunk(x)
+        return sigma, self.color(geo, d)
 
 
 class NeRFField(nn.Module):
@@ -122,7 +128,7 @@ class NeRFField(nn.Module):
         self.view = nn.Linear(width + self.dir_encoding.out_dim, width // 2)
         self.rgb_head = nn.Linear(width // 2, 3)
 
-    def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def trunk(self, x: Tensor) -> tuple[Tensor, Tensor]:
         u, inside = self.box.normalize(x)
         e = self.pos_encoding(u * 2.0 - 1.0)
         h = e
@@ -130,10 +136,13 @@ class NeRFField(nn.Module):
             h = F.relu(layer(torch.cat([h, e], -1) if i == self.skip else h))
         return F.softplus(self.sigma_head(h)[:, 0] - 1.0) * inside, h
 
+    def color(self, h: Tensor, d: Tensor) -> Tensor:
+        v = F.relu(self.view(torch.cat([self.feature(h), self.dir_encoding(d)], -1)))
+        return torch.sigmoid(self.rgb_head(v))
+
     def density(self, x: Tensor) -> Tensor:
-        return self._trunk(x)[0]
+        return self.trunk(x)[0]
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-        sigma, h = self._trunk(x)
-        v = F.relu(self.view(torch.cat([self.feature(h), self.dir_encoding(d)], -1)))
-        return sigma, torch.sigmoid(self.rgb_head(v))
+        sigma, h = self.trunk(x)
+        return sigma, self.color(h, d)

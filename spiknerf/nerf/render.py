@@ -11,12 +11,13 @@ density and so zero weight. With it the packed path is used directly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import nerfacc
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from spiknerf.nerf.distill import teacher_targets
 from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, nerfacc_cuda, packed_to_padded
 
 FieldFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # points, unit dirs [S, 3] -> sigma [S], rgb [S, 3]
@@ -34,6 +35,7 @@ class Rendered:
     rgbs: Tensor  # [S, 3]
     points: Tensor  # [S, 3]
     directions: Tensor  # [S, 3]
+    teacher: tuple[Tensor, Tensor] | None = None  # a marching teacher's density [S] and colour [S, 3] (render_rays)
 
 
 def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Tensor, background: Tensor,
@@ -46,8 +48,8 @@ def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Ten
     points, d = samples.points(origins, dirs)
     if view_dirs is not None:
         d = view_dirs[samples.ray_indices]
-    if samples.sigmas is not None and samples.rgbs is not None:  # the sampler shaded them as it marched
-        sigmas, rgbs = samples.sigmas, samples.rgbs
+    if samples.sigmas is not None and samples.values is not None:  # the sampler shaded them as it marched
+        sigmas, rgbs = samples.sigmas, samples.values
     elif len(samples):
         sigmas, rgbs = field_fn(points, d)
     else:
@@ -71,22 +73,38 @@ def composite(field_fn: FieldFn, samples: RaySamples, origins: Tensor, dirs: Ten
 
 def render_rays(field, sampler, origins: Tensor, dirs: Tensor, background: Tensor, stratified: bool = False,
                 view_dirs: Tensor | None = None, sigma_fn: Callable[[Tensor], Tensor] | None = None,
-                jitter: Tensor | None = None, shade: bool = False) -> Rendered:
+                jitter: Tensor | None = None, shade: bool = False, teacher: nn.Module | None = None) -> Rendered:
     """Sample the rays with ``sampler`` and composite ``field`` at the samples.
 
     The sampler skips samples whose transmittance is spent by ``sigma_fn``, by default ``field.density``;
     ``jitter``: the rays' offsets into their first marching step, if not the sampler's own draws.
     ``shade`` (rendering without gradients, with the field's own density): an occupancy-grid sampler evaluates
     the whole field as it marches, so that each sample's encoding and trunk are read once, not twice.
+    ``teacher`` (a distilled student's frozen teacher: a teacher field, :mod:`spiknerf.nerf.fields`) marches the
+    rays instead of ``sigma_fn``, and its density and colour at the kept samples come back in ``Rendered.teacher``. An
+    occupancy-grid sampler keeps the teacher's density and colour features as it marches, at the very points
+    ``field`` is then evaluated at, and the colour is computed from them at the kept samples alone: the teacher's
+    encoding and trunk are read once a sample, not twice. Other samplers evaluate it again at the samples.
     """
-    if shade and sigma_fn is None and isinstance(sampler, OccupancyGridSampler):
+    if teacher is not None and isinstance(sampler, OccupancyGridSampler):
+        samples = sampler.sample(origins, dirs, stratified=stratified, jitter=jitter,
+                                 shade_fn=lambda x, _: teacher.trunk(x))
+    elif shade and sigma_fn is None and isinstance(sampler, OccupancyGridSampler):
         look = dirs if view_dirs is None else view_dirs
         samples = sampler.sample(origins, dirs, stratified=stratified, jitter=jitter,
                                  shade_fn=lambda x, rays: field(x, look[rays]))
     else:
-        samples = sampler.sample(origins, dirs, sigma_fn=sigma_fn or field.density, stratified=stratified,
-                                 jitter=jitter)
-    return composite(field, samples, origins, dirs, background, view_dirs)
+        march_fn = sigma_fn or (field if teacher is None else teacher).density
+        samples = sampler.sample(origins, dirs, sigma_fn=march_fn, stratified=stratified, jitter=jitter)
+    if teacher is None:
+        return composite(field, samples, origins, dirs, background, view_dirs)
+    out = composite(field, replace(samples, sigmas=None, values=None), origins, dirs, background, view_dirs)
+    if samples.sigmas is None:
+        out.teacher = teacher_targets(teacher, out.points, out.directions)
+    else:
+        with torch.no_grad():
+            out.teacher = samples.sigmas.float(), teacher.color(samples.values, out.directions).float()
+    return out
 
 
 @dataclass

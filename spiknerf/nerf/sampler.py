@@ -11,8 +11,9 @@ directions and the ray each belongs to.
   given ``sigma_fn``, samples behind spent transmittance (< ``early_stop_eps``)
   or below ``alpha_thre`` dropped after a gradient-free density pass that
   runs front to back in a few rounds, skipping rays already spent (given
-  ``shade_fn`` instead, the rounds evaluate the whole field, colour too, so
-  that rendering without gradients reads each sample's encoding once). All
+  ``shade_fn`` instead, the rounds also keep what else it gives at each sample:
+  the colour, so that rendering without gradients reads each sample's encoding
+  once, or a distilling teacher's features for its colour). All
   rays are marched at once as a ``[rays, steps]`` mask: no Python loop over rays
   or samples. The grid holds an exponential moving maximum of ``density x
   step`` per cell, starting at 0 so that it prunes early.
@@ -39,7 +40,8 @@ from spiknerf.kernels import CpuCompiled
 from spiknerf.nerf.contraction import from_unit, to_unit
 
 SigmaFn = Callable[[Tensor], Tensor]  # world points [S, 3] -> density [S]
-ShadeFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]  # points [S, 3], their rays [S] -> density, colour
+# points [S, 3], their rays [S] -> density [S] and what else the caller keeps of each sample [S, k] (a colour, say)
+ShadeFn = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 
 
 @functools.cache
@@ -74,8 +76,9 @@ class RaySamples:
     t_starts: Tensor
     t_ends: Tensor
     n_rays: int
-    sigmas: Tensor | None = None  # the field's density and colour at the samples, where the sampler shaded them
-    rgbs: Tensor | None = None
+    # where the sampler shaded them (``shade_fn``): the density at the samples, and what else the shading gave
+    sigmas: Tensor | None = None
+    values: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.ray_indices.shape[0])
@@ -215,8 +218,8 @@ class OccupancyGridSampler(nn.Module):
         self, origins: Tensor, dirs: Tensor, sigma_fn: SigmaFn | None = None, stratified: bool = False,
         jitter: Tensor | None = None, shade_fn: ShadeFn | None = None,
     ) -> RaySamples:
-        """Packed samples of the rays; with ``shade_fn`` (which then stands for ``sigma_fn``) also the field's
-        density and colour at them, evaluated at the points :meth:`RaySamples.points` gives. ``jitter``: each
+        """Packed samples of the rays; with ``shade_fn`` (which then stands for ``sigma_fn``) also what it gives
+        at them (``sigmas``, ``values``), evaluated at the points :meth:`RaySamples.points` gives. ``jitter``: each
         ray's offset ``[R, 1]`` into its first step, drawn here when not given (stratified marching; no offset
         otherwise)."""
         n_rays = origins.shape[0]
@@ -241,9 +244,9 @@ class OccupancyGridSampler(nn.Module):
             trans = torch.exp(-(torch.cumsum(sdt, dim=1) - sdt))  # transmittance before each sample
             alpha = 1.0 - torch.exp(-sdt)
             live = (trans[rays, cols] > self.early_stop_eps) & (alpha[rays, cols] > self.alpha_thre)
+            shaded = None if shaded is None else (shaded[0][live], shaded[1][live])
             rays, cols = rays[live], cols[live]
-        values = (None, None) if shaded is None else (shaded[0][rays, cols], shaded[1][rays, cols])
-        return RaySamples(rays, t_starts[rays, cols], t_ends[rays, cols], n_rays, *values)
+        return RaySamples(rays, t_starts[rays, cols], t_ends[rays, cols], n_rays, *(shaded or (None, None)))
 
     def march(self, origins: Tensor, dirs: Tensor, jitter: Tensor) -> tuple[Tensor, Tensor, Tensor] | None:
         """Sample starts and ends ``[R, width]`` along the rays and which lie in occupied cells; None when no ray
@@ -277,14 +280,15 @@ class OccupancyGridSampler(nn.Module):
         their remaining samples would be dropped anyway, so the result equals one pass
         over all samples while an opaque scene's density is read near its surfaces only.
 
-        ``shade`` (a :data:`ShadeFn` and the samples' ends ``[R, width]``) evaluates the
-        whole field instead, at the mid-points compositing uses, and returns its density
-        and colour ``[R, width, 3]`` in the rays' dtype as well (else None): a colour
-        computed in a round for a sample that the transmittance then drops is wasted,
-        a second reading of the encoding at every kept sample is saved.
+        ``shade`` (a :data:`ShadeFn` and the samples' ends ``[R, width]``) evaluates it
+        instead, at the mid-points compositing uses, and returns what it gave, in the
+        rays' dtype, as well (else None): the density ``[S]`` and the values ``[S, k]``
+        of the occupied samples ``rays, cols`` (zero where a spent ray left them out).
+        A colour computed in a round for a sample that the transmittance then drops is
+        wasted, a second reading of the encoding at every kept sample is saved.
         """
         sigma = torch.zeros(t_starts.shape, device=origins.device)
-        shaded = None if shade is None else (origins.new_zeros(t_starts.shape), origins.new_zeros(*t_starts.shape, 3))
+        shaded = None
         depth = torch.zeros(t_starts.shape[0], device=origins.device)
         # spent means exp(-depth) <= early_stop_eps; the margin keeps float rounding on the safe side
         spent = -math.log(self.early_stop_eps) * (1 + 1e-4)
@@ -301,8 +305,10 @@ class OccupancyGridSampler(nn.Module):
                 s = sigma_fn(origins[r] + dirs[r] * mid[:, None]).float()
             else:  # RaySamples.points' arithmetic, so that these are the very points compositing would evaluate
                 mid = (t_starts[r, c] + shade[1][r, c])[:, None] * 0.5
-                field_sigma, field_rgb = shade[0](origins[r] + dirs[r] * mid, r)
-                shaded[0][r, c], shaded[1][r, c] = field_sigma.to(origins.dtype), field_rgb.to(origins.dtype)
+                field_sigma, field_values = shade[0](origins[r] + dirs[r] * mid, r)
+                if shaded is None:
+                    shaded = origins.new_zeros(len(rays)), origins.new_zeros(len(rays), *field_values.shape[1:])
+                shaded[0][pick], shaded[1][pick] = field_sigma.to(origins.dtype), field_values.to(origins.dtype)
                 s = field_sigma.float()
             sigma[r, c] = s
             depth.index_add_(0, r, (s * w).float())

@@ -43,7 +43,7 @@ from spiknerf.atomic import write_atomic, write_json_atomic
 from spiknerf.errors import InputError
 from spiknerf.nerf.checkpoint import conform, latest_checkpoint, load_checkpoint, save_checkpoint
 from spiknerf.nerf.data import Scene, Split, default_scene_path, load_scene
-from spiknerf.nerf.distill import kd_loss, teacher_targets
+from spiknerf.nerf.distill import kd_loss
 from spiknerf.nerf.evaluate import evaluate_run, format_table, render_split
 from spiknerf.nerf.metrics import psnr
 from spiknerf.nerf.presets import PRESETS, Preset
@@ -272,6 +272,8 @@ def train_step(phase: Phase, field: nn.Module, batcher: Batcher, kd: Distillatio
     its own young density instead, the mlp preset's student refreshed the whole grid through its spiking MLP
     during warm-up, and its warm-up and its steps were much slower than they are now
     (docs/notes/2026-11-28-spiknerf-table-history.md). Evaluation and rendering march the student's own density.
+    The frozen teacher's density and colour at the kept samples, the KD targets, come from that march
+    (``render_rays``'s ``teacher``): its last reading of the teacher at those points, not a second one.
     """
     t0 = time.perf_counter()
     model, sampler = phase.model, phase.sampler
@@ -281,12 +283,12 @@ def train_step(phase: Phase, field: nn.Module, batcher: Batcher, kd: Distillatio
             sampler.update(phase.step, distributed.sharded(model.density), phase.generator)
         batch = batcher.draw(phase.preset.rays_per_batch(phase.samples_per_ray, batch_samples))
         out = render_rays(field, sampler, batch.origins, batch.dirs, batch.background, stratified=True,
-                          view_dirs=batch.view_dirs, sigma_fn=model.density if kd is None else kd.teacher.density,
-                          jitter=batch.jitter)
+                          view_dirs=batch.view_dirs, sigma_fn=model.density if kd is None else None,
+                          jitter=batch.jitter, teacher=None if kd is None else kd.teacher)
         photo = F.mse_loss(out.rgb, batch.target)
         distill = None
         if kd is not None:
-            sigma_t, rgb_t = teacher_targets(kd.teacher, out.points, out.directions)
+            sigma_t, rgb_t = out.teacher
             distill = kd_loss(out.sigmas, out.rgbs, sigma_t, rgb_t, out.samples.t_ends - out.samples.t_starts,
                               kd.weight_sigma, kd.weight_color)
     loss = batch_loss(photo, distill, len(batch.origins), len(out.samples))
@@ -427,6 +429,17 @@ class Checkpointer:
         self.last = time.perf_counter()
 
 
+def phase_batcher(phase: Phase, scene: Scene, device: torch.device) -> Batcher:
+    """The training rays of ``phase``, drawn from its own generator."""
+    return Batcher(scene.splits["train"], device, phase.generator, opaque=scene.kind in ("forward", "unbounded"),
+                   backdrop=scene.kind == "object")
+
+
+def step_autocast(device: torch.device) -> AbstractContextManager:
+    """The mixed precision training steps run under: bfloat16 on CUDA, none on the CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
 def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer: SummaryWriter | None,
                 device: torch.device, teacher: nn.Module | None = None, watch: Watcher | None = None) -> None:
     """Train one model to ``phase.steps`` steps, distilled from ``teacher`` if given: each step is logged; every
@@ -434,10 +447,9 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
     ``watch`` (the web viewer) sees the model after each step. Without a ``writer`` (ranks other than 0 of a job)
     this process trains and renders its share of the test views, and writes nothing."""
     field = distributed.wrap(phase.model)
-    batcher = Batcher(scene.splits["train"], device, phase.generator, opaque=scene.kind in ("forward", "unbounded"),
-                      backdrop=scene.kind == "object")
+    batcher = phase_batcher(phase, scene, device)
     kd = None if teacher is None else Distillation(teacher, cfg.kd_sigma, cfg.kd_color)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    amp = step_autocast(device)
     checkpoints = Checkpointer(run, cfg)
     log = ProgressLog(phase, writer)
     test = scene.splits["test"]
@@ -485,15 +497,7 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
     preset), so that it learns the spiking MLP on features that already describe
     the scene.
     """
-    seed = cfg.seed * 2 + (name == "student")
-    torch.manual_seed(seed)
-    model = build()
-    preset = PRESETS[cfg.preset]
-    sampler = preset.sampler(scene, device).to(device)
-    if teacher is not None:
-        sampler.load_state_dict(teacher.sampler.state_dict())
-        inherit_encoding(model, teacher.model)
-    phase = Phase(name, model.to(device), sampler, preset, cfg.total_steps(name, scene.kind), seed)
+    phase = build_phase(name, build, scene, cfg, device, teacher)
     ckpt = latest_checkpoint(run, name) if cfg.resume else None
     if ckpt is not None:
         phase.load(ckpt, load_checkpoint(ckpt))
@@ -502,6 +506,21 @@ def run_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: Trai
             print(f"{name}: resumed from {ckpt.name} at step {phase.step}", file=sys.stderr)
     train_phase(phase, scene, cfg, run, writer, device, None if teacher is None else teacher.model, watch)
     return phase
+
+
+def build_phase(name: str, build: Callable[[], nn.Module], scene: Scene, cfg: TrainConfig, device: torch.device,
+                teacher: Teacher | None = None) -> Phase:
+    """A new phase of ``name``: its model (``build()`` after seeding), its sampler (a distilled student's a copy of
+    its teacher's, and its encoding the teacher's), optimizer and schedule, at step 0."""
+    seed = cfg.seed * 2 + (name == "student")
+    torch.manual_seed(seed)
+    model = build()
+    preset = PRESETS[cfg.preset]
+    sampler = preset.sampler(scene, device).to(device)
+    if teacher is not None:
+        sampler.load_state_dict(teacher.sampler.state_dict())
+        inherit_encoding(model, teacher.model)
+    return Phase(name, model.to(device), sampler, preset, cfg.total_steps(name, scene.kind), seed)
 
 
 def inherit_encoding(student: nn.Module, teacher: nn.Module) -> None:
@@ -629,6 +648,11 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
             for note in scene.notes:
                 print(f"note: {note}", file=sys.stderr)
             threads.announce()
+            if not cfg.resume and distributed.world() == 1:  # in a job the trial steps would wait for the others
+                # imported here: the estimate's trial steps are this module's
+                from spiknerf.nerf.estimate import announce_estimate
+
+                announce_estimate(cfg, scene, device, teacher)
             print(f"run directory: {run}" + (f" ({distributed.world()} processes)" if distributed.world() > 1
                                             else ""), file=sys.stderr)
         train_models(cfg, scene, run, device, teacher, viewer)

@@ -52,6 +52,15 @@ def _memory_columns(r: Results) -> list[Column]:
     return cols
 
 
+def _step_ratio(r: Results) -> list[str]:
+    by_phase = {row["phase"]: row for row in r.rows}
+    if not {"teacher", "student"} <= by_phase.keys():
+        return []
+    t, s = by_phase["teacher"], by_phase["student"]
+    return [f"Student step / teacher step: {number(s['wall_ms'] / t['wall_ms'], '.2f')} x in wall time, "
+            f"{number(s['cpu_ms'] / t['cpu_ms'], '.2f')} x in CPU time."]
+
+
 def _ltmd_extra(r: Results) -> list[str]:
     s = r.summary
     if not s:
@@ -361,6 +370,18 @@ TABLES: dict[str, TableSpec] = {
         Column("teacher_ms_per_step", "teacher ms/step", ".1f"),
         Column("student_ms_per_step", "student ms/step", ".1f"),
         Column("step_x_teacher", "step x teacher", ".2f"),
+    ]),
+    "cpu_step_cost": TableSpec([
+        Column("phase", "model"), Column("steps", "timed steps"), Column("wall_ms", "wall ms/step", ".1f"),
+        Column("cpu_ms", "CPU ms/step", ".1f"), Column("samples_per_step", "samples/step", ",.0f"),
+    ], extra=_step_ratio),
+    "cpu_budgets": TableSpec([
+        Column("teacher_steps", "teacher steps"), Column("student_steps", "student steps"),
+        Column("teacher_psnr", "teacher PSNR", ".2f"), Column("student_psnr", "student PSNR", ".2f"),
+        Column("student_minus_teacher_db", "student − teacher dB", "+.2f"),
+        Column("teacher_ssim", "teacher SSIM", ".4f"), Column("student_ssim", "student SSIM", ".4f"),
+        Column("teacher_train_s", "teacher training s, 1 thread", ".0f"),
+        Column("student_train_s", "student training s, 1 thread", ".0f"),
     ]),
     "ddp_correctness": TableSpec([
         Column("phase", "model"), Column("psnr_1", "PSNR, 1 process", ".3f"),

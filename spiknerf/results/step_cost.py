@@ -1,0 +1,81 @@
+"""What a student step costs against a teacher step, measured side by side in one process.
+
+Issue 28 bounds what a student step (T = 2) may cost against a teacher step. Two
+whole runs measured apart see different loads on a shared machine; here one
+process takes a finished teacher run, trains a copy of its teacher on (the steps
+of a trained teacher: its pruned grid, its few samples a ray) and distils a new
+student from the frozen original (the steps of the student phase: its teacher's
+grid and march, the KD targets), in alternating blocks of steps, so that both
+see the same conditions. Each step's wall seconds and this process's CPU
+seconds (``time.process_time``: the CPU time of all its threads, which other
+processes on the machine do not inflate) are recorded. The first block of each
+compiles the kernels and is left out.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import statistics
+import time
+from contextlib import nullcontext
+from functools import partial
+from pathlib import Path
+
+import torch
+
+from spiknerf.nerf.data import load_scene
+from spiknerf.nerf.presets import PRESETS
+from spiknerf.nerf.run import read_config
+from spiknerf.nerf.train import (
+    Batcher,
+    Distillation,
+    Phase,
+    build_phase,
+    load_teacher,
+    phase_batcher,
+    train_step,
+)
+from spiknerf.nerf.train_config import TrainConfig
+
+
+def _timed_block(phase: Phase, batcher: Batcher, kd: Distillation | None, steps: int,
+                 wall: list[float], cpu: list[float], samples: list[int]) -> None:
+    for _ in range(steps):
+        w0, c0 = time.perf_counter(), time.process_time()
+        result = train_step(phase, phase.model, batcher, kd, nullcontext())
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+        samples.append(result.samples)
+        phase.advance(result)
+
+
+def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> list[dict]:
+    """Rows for the teacher's and the student's steps: milliseconds of wall and of CPU time a step (medians over
+    the timed steps) and samples a step; ``blocks`` blocks of ``block_steps`` steps of each, alternating, the
+    first of each not counted."""
+    config = read_config(teacher_run)
+    cfg = TrainConfig(data=config.data, downscale=config.downscale, background=config.background,
+                      scene_kind=config.scene_kind, preset=config.preset, model="student", teacher=str(teacher_run))
+    scene = load_scene(cfg.data, downscale=cfg.downscale, background=cfg.background, scene_kind=cfg.scene_kind)
+    device = torch.device("cpu")
+    teacher = load_teacher(teacher_run, scene, cfg, device)
+    teacher.model.requires_grad_(False)
+    preset = PRESETS[cfg.preset]
+    steps = blocks * block_steps
+    own = Phase("teacher", copy.deepcopy(teacher.model).requires_grad_(True).train(),
+                copy.deepcopy(teacher.sampler), preset, steps, seed=0)
+    distilled = build_phase("student", partial(preset.student, scene, cfg.student), scene,
+                            dataclasses.replace(cfg, steps=steps), device, teacher)
+    kd = Distillation(teacher.model, cfg.kd_sigma, cfg.kd_color)
+    runs = {name: (phase, phase_batcher(phase, scene, device), distil, ([], [], []))
+            for name, phase, distil in (("teacher", own, None), ("student", distilled, kd))}
+    for block in range(blocks):
+        for phase, batcher, distil, (wall, cpu, samples) in runs.values():
+            if block == 0:  # compiling and warming up: not counted
+                _timed_block(phase, batcher, distil, block_steps, [], [], [])
+            else:
+                _timed_block(phase, batcher, distil, block_steps, wall, cpu, samples)
+    return [{"phase": name, "steps": len(wall), "wall_ms": 1000 * statistics.median(wall),
+             "cpu_ms": 1000 * statistics.median(cpu), "samples_per_step": statistics.mean(samples)}
+            for name, (_, _, _, (wall, cpu, samples)) in runs.items()]
