@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -52,7 +51,7 @@ from spiknerf.nerf.run import eval_background, load_model, open_scene, read_conf
 from spiknerf.paths import REAL_SCENES as REAL
 from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
-from spiknerf.results.store import code_version
+from spiknerf.results.store import code_version, others_share, watch
 
 LENS_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 FORWARD_VIEWS, FORWARD_SIZE = 20, 504
@@ -122,15 +121,16 @@ def scene_args(name: str, runs: Path) -> list[str]:
 
 def train(args: list[str], out: Path) -> None:
     """``spiknerf train ARGS --out OUT`` in a fresh process; ``bench.json`` in the run records the command, its
-    wall seconds, the code it ran and the 1-minute load average when it started."""
-    code, load = code_version(), os.getloadavg()[0]
+    wall seconds, the code it ran, the 1-minute load average when it started and the share of one core that
+    other processes used while it ran."""
+    code, start = code_version(), watch()
     t0 = time.perf_counter()
     with (out.parent / f"{out.name}.log").open("w") as log:
         subprocess.run([sys.executable, "-m", "spiknerf.cli", "train", *args, "--out", str(out)], check=True,
                        stdout=log, stderr=subprocess.STDOUT)
     command = "spiknerf train " + " ".join([*args, "--out", str(out)])
     (out / BENCH).write_text(json.dumps({"seconds": time.perf_counter() - t0, "command": command, "code": code,
-                                         "load": load}))
+                                         "load": start.load, "others": others_share(start)}))
 
 
 def finished(folders: list[Path]) -> dict[str, list[Path]]:
@@ -160,7 +160,7 @@ def row(name: str, run: Path) -> dict:
             "teacher_train_s": teacher["train_seconds"], "student_train_s": student and student["train_seconds"],
             "eval_during_training_s": eval_s, "samples_per_ray": teacher["samples_per_ray"],
             "teacher_view_s": teacher["seconds_per_view"], "student_view_s": student and student["seconds_per_view"],
-            "wall_min": bench["seconds"] / 60, "load": bench.get("load")}
+            "wall_min": bench["seconds"] / 60, "load": bench.get("load"), "others": bench.get("others")}
 
 
 def test_view(run: Path, phases: tuple[str, ...], view: int = 0) -> list[np.ndarray]:

@@ -181,6 +181,15 @@ def watch() -> Watch:
 STARTED = watch()  # on import, i.e. when a driver starts, before its own jobs add to the machine's work
 
 
+def others_share(start: Watch) -> float | None:
+    """The mean share of one core that processes other than this one and the children it waited for used since
+    ``start``; None off Linux or over a watch too short to tell."""
+    now, busy = time.monotonic(), _busy_seconds()
+    if busy is None or start.busy_s is None or now - start.wall < MIN_WATCH_S:
+        return None
+    return max(0.0, busy - start.busy_s - (_own_seconds() - start.own_s)) / (now - start.wall)
+
+
 def machine_conditions(start: Watch | None = None) -> str:
     """What the machine says about other jobs since ``start``: the load average then, and the CPU seconds
     that processes other than this driver and its children used since. The load average of a machine that
@@ -191,12 +200,11 @@ def machine_conditions(start: Watch | None = None) -> str:
     if start.load is None:
         return "the machine's load was not recorded"
     said = f"the 1-minute load average was {start.load:.2f} when the driver started"
-    now, busy = time.monotonic(), _busy_seconds()
-    if busy is None or start.busy_s is None or now - start.wall < MIN_WATCH_S:
+    share = others_share(start)
+    if share is None:
         quiet = start.load < QUIET_LOAD
     else:
-        others = max(0.0, busy - start.busy_s - (_own_seconds() - start.own_s))
-        share = others / (now - start.wall)
+        others = share * (time.monotonic() - start.wall)
         said += f"; other processes used {others:.0f} CPU seconds while it ran ({share:.0%} of one core)"
         quiet = share < QUIET_SHARE
     return f"{said}: {'a quiet machine' if quiet else SHARED_MACHINE}"

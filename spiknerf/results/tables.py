@@ -215,6 +215,7 @@ REALPHOTOS_COLUMNS = [
     Column("samples_per_ray", "test samples/ray", ".1f"), Column("teacher_view_s", "teacher s/test view", ".1f"),
     Column("student_view_s", "student s/test view", ".1f"), Column("wall_min", "whole run min", ".1f"),
     Column("load", "load at start", ".1f", missing="–"),
+    Column("others", "others' CPU", ".0%", missing="–"),
 ]
 
 REALPHOTOS_APPEARANCE_COLUMNS = [
