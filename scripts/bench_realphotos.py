@@ -61,7 +61,8 @@ LABELS = {"cup-ff": "cup, forward-facing subset", "fox": "fox, lens distortion h
 BENCH = "bench.json"
 CONDITIONS = "each run in a fresh process, one after the other"
 MERGED = ("a table of runs made earlier, each in a fresh process: each row's load column is the 1-minute load when "
-          "its run started (–: not recorded), and what follows is the machine's when the table was written")
+          "its run started and its others' CPU column the share of one core that other processes used while it ran "
+          "(–: not recorded); what follows is the machine's when the table was written, not the runs'")
 IMAGES = Path("docs/images")
 PANEL = 256  # frames' panels are at most this wide, so that the PNGs in the docs stay small
 
