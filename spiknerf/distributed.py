@@ -102,7 +102,8 @@ def session(cuda: bool) -> Iterator[None]:
     (one GPU per local rank), else gloo.
 
     A peer that dies or stops answering ends this rank with exit code :data:`PEER_LOST`: quietly under a
-    launcher, which reports the first failure; with one ``error:`` line otherwise.
+    launcher, which reports the first failure; with one ``error:`` line otherwise. A rank other than 0 that
+    finishes its work ends its process there, with exit code 0.
     """
     if not launched() or dist.is_initialized():
         yield
@@ -126,7 +127,15 @@ def session(cuda: bool) -> Iterator[None]:
             print(f"error: rank {rank()}: another process of the job failed or stopped answering "
                   f"({str(exc).splitlines()[0][:200]})", file=sys.stderr)
         raise SystemExit(PEER_LOST) from None
+    others = rank() != 0
     dist.destroy_process_group()
+    if others:
+        # rank 0 writes and reports everything; the others leave without the interpreter's teardown, where torch's
+        # C++ threads (a gloo pair's, DDP's reducer's) were seen to call std::terminate (SIGABRT) after the work
+        # was done, which failed the job
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _device() -> torch.device:
