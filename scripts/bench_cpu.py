@@ -81,9 +81,10 @@ def budgets(args: argparse.Namespace, command: str) -> Results:
     rows = []
     for budget in args.budgets:
         teacher_steps, student_steps = (int(n) for n in budget.split(":"))
-        rows.append(budget_row(scene_args, teacher_steps, student_steps, args.runs))
-        print(f"budget {budget}: teacher {rows[-1]['teacher_psnr']:.2f} dB, student {rows[-1]['student_psnr']:.2f} "
-              "dB", file=sys.stderr)
+        for seed in args.seeds:
+            rows.append(budget_row(scene_args, teacher_steps, student_steps, args.runs, seed))
+            print(f"budget {budget}, seed {seed}: teacher {rows[-1]['teacher_psnr']:.2f} dB, "
+                  f"student {rows[-1]['student_psnr']:.2f} dB", file=sys.stderr)
     return Results(table="cpu_budgets", rows=rows, settings={
         "train": "spiknerf train " + " ".join(scene_args) + " --threads 1 --video-frames 0 (teacher, then student "
         "--teacher RUN)", "runs": str(args.runs)}, **provenance(command))
@@ -110,6 +111,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=6, help="step-cost: blocks of steps of each model")
     parser.add_argument("--block-steps", type=int, default=50, help="step-cost: steps a block")
     parser.add_argument("--budgets", nargs="+", default=["5000:3500"], help="budgets: TEACHER:STUDENT steps")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="budgets: the --seed of each candidate's "
+                        "runs")
     parser.add_argument("--runs", type=Path, default=Path("runs/budgets"), help="budgets: where the runs go (a "
                         "candidate's finished runs there are read, not trained again)")
     args = parser.parse_args()

@@ -24,6 +24,21 @@ def test_rows_take_the_median_and_divide_by_the_same_setups_idle_time(monkeypatc
     assert rows[2]["tries"] == [18.0, 22.0]
 
 
+def test_the_setups_take_turns_within_a_condition(monkeypatch) -> None:
+    calls = []
+
+    def measure(args, setup, condition, scratch):
+        calls.append((condition, setup))
+        return [float(len(calls))]
+
+    monkeypatch.setattr(contention, "measure", measure)
+    setups = ["spiknerf automatic", "OMP_NUM_THREADS=1"]
+    rows = contention.contention_table([], setups, repeats=3)
+    assert calls[:6] == [("idle", s) for s in setups] * 3
+    assert rows[0]["tries"] == [1.0, 3.0, 5.0] and rows[1]["tries"] == [2.0, 4.0, 6.0]
+    assert [row["seconds"] for row in rows[:2]] == [3.0, 4.0]
+
+
 def test_the_default_runs_stages_are_read_from_when_its_output_marks_them() -> None:
     from spiknerf.results.default_run import stage_seconds
 

@@ -34,13 +34,15 @@ def _train(args: Sequence[str], out: Path) -> dict:
     return json.loads(metrics.read_text())
 
 
-def budget_row(scene_args: Sequence[str], teacher_steps: int, student_steps: int, root: Path) -> dict:
-    """One candidate's row: PSNR, SSIM and training seconds of its teacher and of its student."""
-    teacher = root / f"teacher-{teacher_steps}"
-    t = _train([*scene_args, "--model", "teacher", "--steps", str(teacher_steps)], teacher)["teacher"]
-    s = _train([*scene_args, "--model", "student", "--teacher", str(teacher), "--steps", str(student_steps)],
-               root / f"teacher-{teacher_steps}-student-{student_steps}")["student"]
-    return {"teacher_steps": teacher_steps, "student_steps": student_steps, "teacher_psnr": t["psnr"],
+def budget_row(scene_args: Sequence[str], teacher_steps: int, student_steps: int, root: Path, seed: int = 0) -> dict:
+    """One candidate's row for one ``--seed``: PSNR, SSIM and training seconds of its teacher and of its student."""
+    tag = f"-seed{seed}" if seed else ""  # seed 0's folders keep their first names, so that they are read again
+    teacher = root / f"teacher-{teacher_steps}{tag}"
+    seeded = [*scene_args, "--seed", str(seed)]
+    t = _train([*seeded, "--model", "teacher", "--steps", str(teacher_steps)], teacher)["teacher"]
+    s = _train([*seeded, "--model", "student", "--teacher", str(teacher), "--steps", str(student_steps)],
+               root / f"teacher-{teacher_steps}-student-{student_steps}{tag}")["student"]
+    return {"teacher_steps": teacher_steps, "student_steps": student_steps, "seed": seed, "teacher_psnr": t["psnr"],
             "teacher_ssim": t["ssim"], "student_psnr": s["psnr"], "student_ssim": s["ssim"],
             "student_minus_teacher_db": s["psnr"] - t["psnr"], "teacher_train_s": t["train_seconds"],
             "student_train_s": s["train_seconds"]}

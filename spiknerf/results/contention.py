@@ -26,6 +26,7 @@ SETUPS: dict[str, dict[str, str]] = {
     "torch default (GOMP_SPINCOUNT=300000)": {"GOMP_SPINCOUNT": "300000"},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
     "OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1"},
+    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},  # a spin ten times spiknerf's: where the trade-off lies
 }
 CONDITIONS: tuple[str, ...] = ("idle", "one busy loop beside it", "two trainings at once")
 
@@ -68,17 +69,18 @@ def contention_table(train_args: Sequence[str], setups: Sequence[str], repeats: 
     """One row a (condition, setup): the upper median of the training seconds of its processes over ``repeats``
     tries (with two trainings at once and one try, the slower), its ratio to the same setup on the idle machine,
     and to the fastest setup on the idle machine."""
-    rows = []
+    tries: dict[tuple[str, str], list[float]] = {(c, s): [] for c in CONDITIONS for s in setups}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         for condition in CONDITIONS:
-            for setup in setups:
-                tries = [s for _ in range(repeats) for s in measure(train_args, setup, condition, scratch)]
-                print(f"{time.perf_counter() - start:6.0f} s {condition:>24} | {setup:>38} | "
-                      + ", ".join(f"{s:.1f}" for s in tries), file=sys.stderr)
-                rows.append({"condition": condition, "setup": setup, "seconds": sorted(tries)[len(tries) // 2],
-                             "tries": tries})
+            for _ in range(repeats):  # the setups take turns, so that a slow spell of the machine hits them all
+                for setup in setups:
+                    seconds = measure(train_args, setup, condition, scratch)
+                    tries[condition, setup] += seconds
+                    print(f"{time.perf_counter() - start:6.0f} s {condition:>24} | {setup:>38} | "
+                          + ", ".join(f"{s:.1f}" for s in seconds), file=sys.stderr)
+    rows = [{"condition": c, "setup": s, "seconds": sorted(t)[len(t) // 2], "tries": t} for (c, s), t in tries.items()]
     idle = {row["setup"]: row["seconds"] for row in rows if row["condition"] == CONDITIONS[0]}
     for row in rows:
         row["x_idle"] = row["seconds"] / idle[row["setup"]]

@@ -10,6 +10,13 @@ see the same conditions. Each step's wall seconds and this process's CPU
 seconds (``time.process_time``: the CPU time of all its threads, which other
 processes on the machine do not inflate) are recorded. The first block of each
 compiles the kernels and is left out.
+
+A teacher step refreshes part of its occupancy grid every ``update_every``
+steps (one step in 16), a student step never (it marches its frozen teacher's
+grid). The median step leaves those refreshes out; the mean spreads them over
+the steps, as a whole phase pays them. The copy of the teacher starts its step
+count past the grid's warm-up (when every step's refresh reads the whole grid),
+so that its refreshes are those of the rest of a run.
 """
 
 from __future__ import annotations
@@ -51,8 +58,8 @@ def _timed_block(phase: Phase, batcher: Batcher, kd: Distillation | None, steps:
 
 
 def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> list[dict]:
-    """Rows for the teacher's and the student's steps: milliseconds of wall and of CPU time a step (medians over
-    the timed steps) and samples a step; ``blocks`` blocks of ``block_steps`` steps of each, alternating, the
+    """Rows for the teacher's and the student's steps: milliseconds of wall and of CPU time a step (medians and
+    means over the timed steps) and samples a step; ``blocks`` blocks of ``block_steps`` steps of each, alternating, the
     first of each not counted."""
     config = read_config(teacher_run)
     cfg = TrainConfig(data=config.data, downscale=config.downscale, background=config.background,
@@ -65,6 +72,7 @@ def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> lis
     steps = blocks * block_steps
     own = Phase("teacher", copy.deepcopy(teacher.model).requires_grad_(True).train(),
                 copy.deepcopy(teacher.sampler), preset, steps, seed=0)
+    own.step = getattr(own.sampler, "warmup_steps", 0)  # past the warm-up's whole-grid refreshes
     distilled = build_phase("student", partial(preset.student, scene, cfg.student), scene,
                             dataclasses.replace(cfg, steps=steps), device, teacher)
     kd = Distillation(teacher.model, cfg.kd_sigma, cfg.kd_color)
@@ -77,5 +85,6 @@ def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> lis
             else:
                 _timed_block(phase, batcher, distil, block_steps, wall, cpu, samples)
     return [{"phase": name, "steps": len(wall), "wall_ms": 1000 * statistics.median(wall),
-             "cpu_ms": 1000 * statistics.median(cpu), "samples_per_step": statistics.mean(samples)}
+             "cpu_ms": 1000 * statistics.median(cpu), "wall_ms_mean": 1000 * statistics.mean(wall),
+             "cpu_ms_mean": 1000 * statistics.mean(cpu), "samples_per_step": statistics.mean(samples)}
             for name, (_, _, _, (wall, cpu, samples)) in runs.items()]
