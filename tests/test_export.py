@@ -32,8 +32,8 @@ from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.run import eval_background
 from spiknerf.nerf.run_folder import RUN_CONFIG, hold_run
+from spiknerf.nerf.step import Phase
 from spiknerf.nerf.student import StudentSettings
-from spiknerf.nerf.train import Phase
 from spiknerf.nerf.train_config import TrainConfig, config_json
 from spiknerf.neurons import LIFParameters, Surrogate, lif_multistep
 

@@ -42,8 +42,9 @@ from spiknerf.nerf.data import load_scene
 from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.run import read_config
 from spiknerf.nerf.run_folder import LOCK, MARKER, RUN_CONFIG, check_new_run, hold_run
+from spiknerf.nerf.step import Phase
 from spiknerf.nerf.student import StudentSettings
-from spiknerf.nerf.train import Phase, trim_history
+from spiknerf.nerf.train import trim_history
 from spiknerf.nerf.train_config import TrainConfig, config_json
 
 HOSTILE: Counter[str] = Counter()

@@ -330,7 +330,7 @@ def test_photos_of_a_real_capture_train_over_a_random_background_and_keep_their_
     import numpy as np
 
     from spiknerf.nerf.data.scene import make_split
-    from spiknerf.nerf.train import Batcher
+    from spiknerf.nerf.step import Batcher
 
     images = np.random.default_rng(0).integers(0, 256, (2, 6, 8, 3), dtype=np.uint8)
     split = make_split(images, np.eye(4)[None].repeat(2, 0), np.array([[10.0, 10.0, 4.0, 3.0]] * 2), ["a", "b"])
@@ -346,7 +346,7 @@ def test_photos_of_an_object_keep_a_white_background_on_their_white_backdrop_onl
     import numpy as np
 
     from spiknerf.nerf.data.scene import make_split
-    from spiknerf.nerf.train import Batcher
+    from spiknerf.nerf.step import Batcher
 
     images = np.random.default_rng(0).integers(0, 200, (2, 6, 8, 3), dtype=np.uint8)
     images[:, :3] = 255  # the upper half of each photo is the white backdrop

@@ -78,7 +78,7 @@ def test_a_run_says_up_front_how_long_each_stage_will_take(blender_scene, tmp_pa
 def test_a_long_run_is_warned_about_and_the_trial_steps_change_nothing(blender_scene, tmp_path, capsys,
                                                                        monkeypatch):
     from spiknerf.cli import main
-    from spiknerf.nerf import estimate
+    from spiknerf.nerf import estimate, train
     from spiknerf.nerf.checkpoint import load_checkpoint
 
     data = blender_scene(splits={"train": 4, "test": 2}, size=(12, 16))
@@ -88,7 +88,7 @@ def test_a_long_run_is_warned_about_and_the_trial_steps_change_nothing(blender_s
     lines = estimate_lines(capsys.readouterr().err)
     assert len(lines) == 2 and lines[1].startswith("warning: this run will take about ")
     assert "student" not in lines[0] and "video" not in lines[0]  # a teacher alone, no video
-    monkeypatch.setattr(estimate, "announce_estimate", lambda *_: None)
+    monkeypatch.setattr(train, "announce_estimate", lambda *_: None)
     assert main([*args, "--out", str(tmp_path / "plain")]) == 0
     assert estimate_lines(capsys.readouterr().err) == []
     weights = [load_checkpoint(tmp_path / run / "checkpoints" / "teacher-final.safetensors")["model"]

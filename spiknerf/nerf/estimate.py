@@ -32,10 +32,10 @@ from spiknerf.nerf.data import Scene, Split
 from spiknerf.nerf.evaluate import check_rays
 from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.render import render_chunks
+from spiknerf.nerf.render_video import VIDEO_RAYS
 from spiknerf.nerf.run import eval_background
 from spiknerf.nerf.sampler import CoarseToFineSampler
-from spiknerf.nerf.train import (
-    VIDEO_RAYS,
+from spiknerf.nerf.step import (
     Distillation,
     Phase,
     Teacher,

@@ -31,6 +31,8 @@ from spiknerf.nerf.render import render_chunks
 from spiknerf.nerf.run import choose_device, eval_background, load_model, ndc_camera, open_scene, read_config
 from spiknerf.nerf.run_folder import hold_run
 
+VIDEO_RAYS = 1 << 20  # rays of the final video of a training run in all: 60 frames of the built-in scene fit whole
+
 
 @dataclass
 class RenderConfig:

@@ -34,7 +34,7 @@ import torch
 from spiknerf.nerf.data import load_scene
 from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.run import read_config
-from spiknerf.nerf.train import (
+from spiknerf.nerf.step import (
     Batcher,
     Distillation,
     Phase,
