@@ -10,14 +10,26 @@ def test_each_setup_starts_from_a_clean_threading_environment(monkeypatch) -> No
     monkeypatch.setenv("GOMP_SPINCOUNT", "0")
     assert "OMP_NUM_THREADS" not in contention._environment("spiknerf automatic")
     assert "GOMP_SPINCOUNT" not in contention._environment("spiknerf automatic")
-    assert contention._environment("torch default (GOMP_SPINCOUNT=300000)")["GOMP_SPINCOUNT"] == "300000"
+    torch_default = contention._environment("torch default (GOMP_SPINCOUNT=300000)")
+    assert torch_default["GOMP_SPINCOUNT"] == "300000"
     assert contention._environment("OMP_NUM_THREADS=1")["OMP_NUM_THREADS"] == "1"
     assert contention._environment("OMP_WAIT_POLICY=PASSIVE")["OMP_WAIT_POLICY"] == "PASSIVE"
+    # every setup but spiknerf's own pins its thread count: only the automatic one adapts to the load
+    for setup in contention.SETUPS:
+        assert ("OMP_NUM_THREADS" in contention._environment(setup)) == (setup != "spiknerf automatic")
+
+
+def test_an_automatic_runs_thread_changes_are_counted_from_what_it_says() -> None:
+    said = ("threads: 2 (automatic: ...)\nthreads: 2 -> 1 (other processes kept 1.0 of 2 cores busy)\n"
+            "teacher: 100/150\nthreads: 1 -> 2 (other processes kept 0.0 of 2 cores busy)\n"
+            "threads: 2 for 3 s, 1 for 4 s\n")
+    assert contention.thread_changes(said) == 2
 
 
 def test_rows_take_the_median_and_divide_by_the_same_setups_idle_time(monkeypatch) -> None:
     seconds = {"idle": [10.0], "one busy loop beside it": [15.0], "two trainings at once": [18.0, 22.0]}
-    monkeypatch.setattr(contention, "measure", lambda args, setup, condition, scratch: seconds[condition])
+    monkeypatch.setattr(contention, "measure",
+                        lambda args, setup, condition, scratch: [(s, 0) for s in seconds[condition]])
     rows = contention.contention_table([], ["spiknerf automatic"], repeats=1)
     assert [row["condition"] for row in rows] == list(contention.CONDITIONS)
     assert [row["x_idle"] for row in rows] == [1.0, 1.5, 2.2]
@@ -29,7 +41,7 @@ def test_the_setups_take_turns_within_a_condition(monkeypatch) -> None:
 
     def measure(args, setup, condition, scratch):
         calls.append((condition, setup))
-        return [float(len(calls))]
+        return [(float(len(calls)), 0)]
 
     monkeypatch.setattr(contention, "measure", measure)
     setups = ["spiknerf automatic", "OMP_NUM_THREADS=1"]

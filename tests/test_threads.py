@@ -14,10 +14,18 @@ from spiknerf.cli import main, requested_threads
 from spiknerf.errors import InputError
 
 
-def test_automatic_threading_keeps_torchs_count_and_spins_briefly() -> None:
+def test_automatic_threading_keeps_torchs_count_and_spin_and_adapts() -> None:
     choice, env = threads.plan(0, {}, torch_loaded=False)
-    assert choice.threads is None and "torch's default" in choice.threads_why
-    assert env == {"GOMP_SPINCOUNT": str(threads.SPIN_COUNT)}
+    assert choice.threads is None and choice.adapts and "automatic" in choice.threads_why
+    assert env == {}  # libgomp's own spin: the fastest idle
+
+
+def test_a_fixed_count_spins_briefly_and_does_not_adapt() -> None:
+    choice, env = threads.plan(2, {}, torch_loaded=False)
+    assert (choice.threads, choice.adapts) == (2, False)
+    assert env == {"OMP_NUM_THREADS": "2", "GOMP_SPINCOUNT": str(threads.SPIN_COUNT)}
+    assert not threads.plan(0, {"OMP_NUM_THREADS": "2"}, torch_loaded=False)[0].adapts
+    assert not threads.plan(0, {}, torch_loaded=True)[0].adapts  # an in-process caller keeps its bits
 
 
 def test_the_users_settings_win_and_are_named() -> None:
@@ -48,9 +56,9 @@ def test_the_early_look_finds_threads_among_a_commands_options() -> None:
 
 def test_the_command_line_sets_the_wait_before_torch_loads() -> None:
     """In a fresh process, importing the command line loads no torch, and once the job has imported torch
-    the environment libgomp read held the brief spin."""
+    the environment libgomp read held the brief spin of a fixed count."""
     code = ("import sys; from spiknerf import cli, threads; assert 'torch' not in sys.modules; "
-            "threads.setup(0); import os, torch; print(os.environ['GOMP_SPINCOUNT'])")
+            "threads.setup(2); import os, torch; print(os.environ['GOMP_SPINCOUNT'])")
     env = {k: v for k, v in os.environ.items() if k not in (*threads.WAIT_VARIABLES, "OMP_NUM_THREADS")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(threads.SPIN_COUNT)
@@ -79,3 +87,91 @@ def test_a_run_prints_and_records_its_threading(blender_scene, tmp_path, capsys)
     recorded = json.loads((out / "config.json").read_text())["threading"]
     assert recorded["threads"] == 1 and recorded["threads_why"] == "--threads"
     assert torch.get_num_threads() == before  # an in-process caller keeps its own count
+
+
+@pytest.mark.parametrize(("current", "others", "expected"), [
+    (2, 0.0, 2), (2, 0.5, 2), (2, 0.6, 1), (2, 1.0, 1), (2, 2.0, 1),  # drop past half a core
+    (1, 1.0, 1), (1, 0.3, 1), (1, 0.25, 2), (1, -0.1, 2),  # rise only once a core is all but free
+    (4, 1.2, 3), (4, 2.6, 1), (1, 0.0, 4), (3, 1.0, 3),
+])
+def test_one_thread_fewer_for_each_core_others_keep_busy(current, others, expected) -> None:
+    cores = 4 if expected > 2 or current > 2 else 2
+    assert threads.next_threads(current, cores, others) == expected
+
+
+class FakeMachine:
+    """A clock and a /proc/stat whose other processes use ``others`` cores while this one uses ``own``."""
+
+    def __init__(self) -> None:
+        self.now, self.busy, self.own = 0.0, 0.0, 0.0
+        self.others, self.mine = 0.0, 2.0
+        self.applied: list[int] = []
+        self.said: list[str] = []
+
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+        self.own += self.mine * seconds
+        self.busy += (self.mine + self.others) * seconds
+
+    def watch(self) -> threads.LoadWatch:
+        return threads.LoadWatch(2, look=lambda: (self.busy, self.own), clock=lambda: self.now,
+                                 apply=self.applied.append, say=self.said.append)
+
+
+def test_the_watch_drops_a_thread_while_another_job_runs_and_takes_it_back_after() -> None:
+    machine = FakeMachine()
+    watch = machine.watch()
+    machine.wait(0.5)
+    watch.tick()  # too soon to look
+    machine.others = 1.0
+    machine.wait(0.6)
+    watch.tick()
+    assert machine.applied == [1] and watch.current == 1 and "0.5 of 2 cores" in machine.said[0]
+    machine.wait(1.0)
+    watch.tick()
+    assert machine.applied == [1]  # the other job is still there
+    machine.others = 0.0
+    machine.wait(1.0)
+    watch.tick()
+    assert machine.applied == [1, 2] and watch.current == 2
+    assert watch.counts == pytest.approx({2: 1.1, 1: 2.0})
+
+
+def test_the_watch_keeps_its_count_where_the_kernel_says_nothing() -> None:
+    applied = []
+    watch = threads.LoadWatch(2, look=lambda: None, clock=iter(range(100)).__next__, apply=applied.append)
+    for _ in range(5):
+        watch.tick()
+    assert applied == [] and watch.current == 2
+
+
+def test_cpu_seconds_reads_the_machines_busy_time_and_this_process() -> None:
+    seen = threads.cpu_seconds()
+    if seen is None:
+        pytest.skip("no /proc/stat on this system")
+    busy, own = seen
+    sum(range(2_000_000))
+    later = threads.cpu_seconds()
+    assert later is not None and later[0] >= busy and later[1] > own
+
+
+def test_only_an_automatic_run_adapts_and_only_from_the_jobs_own_thread(monkeypatch) -> None:
+    import threading
+
+    import torch
+
+    automatic = threads.Threading(None, "automatic", "libgomp's default spin", "", adapts=True)
+    before = torch.get_num_threads()
+    with threads.held(automatic) as held:
+        if held.threads > 1:
+            assert threads._watch is not None
+            ticks = []
+            monkeypatch.setattr(threads._watch, "tick", lambda: ticks.append(1))
+            threads.adapt()
+            other = threading.Thread(target=threads.adapt)
+            other.start()
+            other.join()
+            assert ticks == [1]
+    assert threads._watch is None and torch.get_num_threads() == before
+    with threads.held(threads.Threading(2, "--threads", "", "")):
+        assert threads._watch is None

@@ -17,6 +17,7 @@ import nerfacc
 import torch
 from torch import Tensor, nn
 
+from spiknerf import threads
 from spiknerf.nerf.distill import teacher_targets
 from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, nerfacc_cuda, packed_to_padded
 
@@ -137,5 +138,6 @@ def render_chunks(field, sampler, origins: Tensor, dirs: Tensor, background: Ten
         out = render_rays(field, sampler, origins[sl], dirs[sl], background, view_dirs=vd, shade=True)
         parts.append((out.rgb, out.depth, out.opacity))
         n_samples += len(out.samples)
+        threads.adapt()
     rgb, depth, opacity = (torch.cat(p) for p in zip(*parts, strict=True))
     return Image(rgb, depth, opacity, n_samples / max(len(origins), 1))

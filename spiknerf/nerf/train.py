@@ -234,6 +234,7 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
                 append_history(run / HISTORY, phase, test_psnr, stride, eval_seconds)
                 log.evaluated(phase, test_psnr)
         checkpoints.after_step(phase)
+        threads.adapt()
         if watch is not None:
             watch(phase.name, phase.step, phase.model, phase.sampler)
     log.close()
@@ -392,6 +393,10 @@ def train_run(cfg: TrainConfig, scene: Scene, run: Path) -> int:
                              fps=cfg.fps, max_rays=VIDEO_RAYS)
         if first:
             print(f"video: {video}", file=sys.stderr)
+    spent = threads.seconds_by_threads()
+    if first and len(spent) > 1:  # the machine was busy for a while: say how the run shared it
+        print("threads: " + ", ".join(f"{n} for {s:.0f} s" for n, s in sorted(spent.items(), reverse=True)),
+              file=sys.stderr)
     return 0
 
 

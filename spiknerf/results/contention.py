@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -18,15 +19,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-# what each threading setup adds to the environment of a training process: spiknerf's own choice
-# (spiknerf.threads), what torch did before it (libgomp's default spin, which GOMP_SPINCOUNT=300000 restates), and
-# the two usual remedies
+# the cores torch uses by default here: the fixed-count setups pin that many threads, so that they do not adapt
+_CORES = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# what each threading setup adds to the environment of a training process: spiknerf's own choice (spiknerf.threads:
+# one thread a core, libgomp's spin, fewer threads while others keep cores busy), what torch does (a fixed count and
+# libgomp's default spin, which GOMP_SPINCOUNT=300000 restates), spiknerf's fixed count (``--threads N``: a short
+# spin), and the usual remedies
 SETUPS: dict[str, dict[str, str]] = {
     "spiknerf automatic": {},
-    "torch default (GOMP_SPINCOUNT=300000)": {"GOMP_SPINCOUNT": "300000"},
-    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "torch default (GOMP_SPINCOUNT=300000)": {"OMP_NUM_THREADS": _CORES, "GOMP_SPINCOUNT": "300000"},
+    "fixed count, GOMP_SPINCOUNT=1000 (--threads N)": {"OMP_NUM_THREADS": _CORES},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_NUM_THREADS": _CORES, "OMP_WAIT_POLICY": "PASSIVE"},
     "OMP_NUM_THREADS=1": {"OMP_NUM_THREADS": "1"},
-    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},  # a spin ten times spiknerf's: where the trade-off lies
 }
 CONDITIONS: tuple[str, ...] = ("idle", "one busy loop beside it", "two trainings at once")
 
@@ -39,8 +43,13 @@ def _environment(setup: str) -> dict[str, str]:
 
 
 def _start_training(train_args: Sequence[str], out: Path, setup: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "spiknerf.cli", "train", *train_args, "--out", str(out)],
-                            env=_environment(setup), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(_log(out), "w") as log:  # the child holds its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "spiknerf.cli", "train", *train_args, "--out", str(out)],
+                                env=_environment(setup), stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _log(out: Path) -> Path:
+    return out.with_name(out.name + ".log")
 
 
 def _train_seconds(process: subprocess.Popen, out: Path) -> float:
@@ -49,8 +58,13 @@ def _train_seconds(process: subprocess.Popen, out: Path) -> float:
     return float(json.loads((out / "metrics.json").read_text())["teacher"]["train_seconds"])
 
 
-def measure(train_args: Sequence[str], setup: str, condition: str, scratch: Path) -> list[float]:
-    """Training seconds of each training process of one (setup, condition) cell."""
+def thread_changes(stderr: str) -> int:
+    """How often an automatic run changed its thread count (:mod:`spiknerf.threads` says each change)."""
+    return len(re.findall(r"^threads: \d+ -> \d+ ", stderr, flags=re.MULTILINE))
+
+
+def measure(train_args: Sequence[str], setup: str, condition: str, scratch: Path) -> list[tuple[float, int]]:
+    """Training seconds and thread changes of each training process of one (setup, condition) cell."""
     busy = None
     if condition == CONDITIONS[1]:
         busy = subprocess.Popen([sys.executable, "-c", _BUSY_LOOP])
@@ -58,7 +72,9 @@ def measure(train_args: Sequence[str], setup: str, condition: str, scratch: Path
         count = 2 if condition == CONDITIONS[2] else 1
         outs = [scratch / f"{len(list(scratch.iterdir()))}-{k}" for k in range(count)]
         processes = [_start_training(train_args, out, setup) for out in outs]
-        return [_train_seconds(p, out) for p, out in zip(processes, outs, strict=True)]
+        seconds = [_train_seconds(p, out) for p, out in zip(processes, outs, strict=True)]
+        return [(s, thread_changes(_log(out).read_text(errors="replace"))) for s, out in zip(seconds, outs,
+                                                                                              strict=True)]
     finally:
         if busy is not None:
             busy.kill()
@@ -70,17 +86,20 @@ def contention_table(train_args: Sequence[str], setups: Sequence[str], repeats: 
     tries (with two trainings at once and one try, the slower), its ratio to the same setup on the idle machine,
     and to the fastest setup on the idle machine."""
     tries: dict[tuple[str, str], list[float]] = {(c, s): [] for c in CONDITIONS for s in setups}
+    changes: dict[tuple[str, str], list[int]] = {(c, s): [] for c in CONDITIONS for s in setups}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         for condition in CONDITIONS:
             for _ in range(repeats):  # the setups take turns, so that a slow spell of the machine hits them all
                 for setup in setups:
-                    seconds = measure(train_args, setup, condition, scratch)
-                    tries[condition, setup] += seconds
-                    print(f"{time.perf_counter() - start:6.0f} s {condition:>24} | {setup:>38} | "
-                          + ", ".join(f"{s:.1f}" for s in seconds), file=sys.stderr)
-    rows = [{"condition": c, "setup": s, "seconds": sorted(t)[len(t) // 2], "tries": t} for (c, s), t in tries.items()]
+                    measured = measure(train_args, setup, condition, scratch)
+                    tries[condition, setup] += [seconds for seconds, _ in measured]
+                    changes[condition, setup] += [n for _, n in measured]
+                    print(f"{time.perf_counter() - start:6.0f} s {condition:>24} | {setup:>46} | "
+                          + ", ".join(f"{s:.1f} ({n} thread changes)" for s, n in measured), file=sys.stderr)
+    rows = [{"condition": c, "setup": s, "seconds": sorted(t)[len(t) // 2], "tries": t,
+             "thread_changes": changes[c, s]} for (c, s), t in tries.items()]
     idle = {row["setup"]: row["seconds"] for row in rows if row["condition"] == CONDITIONS[0]}
     for row in rows:
         row["x_idle"] = row["seconds"] / idle[row["setup"]]

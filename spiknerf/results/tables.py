@@ -365,6 +365,8 @@ TABLES: dict[str, TableSpec] = {
         Column("seconds", "training s (upper median)", ".1f"),
         Column("tries", "training s of each process", ".1f"), Column("x_idle", "x idle", ".2f"),
         Column("x_best_idle", "x fastest idle", lambda row: number(row.get("x_best_idle"), ".2f")),
+        Column("thread_changes", "thread changes",
+               lambda row: " ".join(str(n) for n in row["thread_changes"]) if "thread_changes" in row else "–"),
     ]),
     "cpu_default_run": TableSpec([
         Column("threads", "threads"), Column("wait", "idle threads wait"),
