@@ -8,9 +8,10 @@
 
 Contention: each cell trains the fast preset's teacher for ``--steps`` steps in
 a fresh process (``spiknerf.results.contention``) under one threading setup
-(spiknerf's automatic choice, torch's old default, ``OMP_WAIT_POLICY=PASSIVE``,
+(``spiknerf.results.contention.SETUPS``: spiknerf's automatic choice, torch's
+default, a fixed count as ``--threads N`` runs it, ``OMP_WAIT_POLICY=PASSIVE``,
 ``OMP_NUM_THREADS=1``), alone, beside a busy loop or two at once, and reads its
-training seconds from ``metrics.json``. The default run
+training seconds from ``metrics.json`` and its thread changes from its output. The default run
 (``spiknerf.results.default_run``): ``spiknerf train --data DIR --downscale 8``
 with nothing else, wall seconds by stage. Step cost (``spiknerf.results.step_cost``): the
 steps of a finished teacher run's teacher and of a student distilled from it,

@@ -5,7 +5,9 @@ loaded and the teacher starts ("run directory:"), the student starts
 ("student: test PSNR during training"), evaluation starts ("evaluating"), the
 video starts once the table is printed (its "view" header), and ends when the
 run names it ("video:"). Step times,
-PSNRs and the threading come from the run's ``metrics.json`` and ``config.json``.
+PSNRs, the student's energy per sample against its teacher's and the threading
+come from the run's ``metrics.json`` and ``config.json``; how often an automatic
+run changed its thread count, from its output.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from spiknerf.results.contention import thread_changes
 
 # (stage, the output that starts it); the run starts with "setup", and "video:" ends the video
 STAGES: tuple[tuple[str, str], ...] = (
@@ -73,4 +77,6 @@ def time_default_run(train_args: Sequence[str], out: Path) -> dict:
     if "teacher_psnr" in row and "student_psnr" in row:
         row["student_minus_teacher_db"] = row["student_psnr"] - row["teacher_psnr"]
         row["step_x_teacher"] = row["student_ms_per_step"] / row["teacher_ms_per_step"]
+        row["energy_ratio_per_sample"] = metrics["student"]["energy_ratio_per_sample"]
+    row["thread_changes"] = thread_changes("\n".join(line for _, line in lines))
     return row

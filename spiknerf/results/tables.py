@@ -378,6 +378,8 @@ TABLES: dict[str, TableSpec] = {
         Column("teacher_ms_per_step", "teacher ms/step", ".1f"),
         Column("student_ms_per_step", "student ms/step", ".1f"),
         Column("step_x_teacher", "step x teacher", ".2f"),
+        Column("energy_ratio_per_sample", "student energy x teacher", ".3f", missing="—"),
+        Column("thread_changes", "thread changes", ".0f", missing="—"),
     ]),
     "cpu_step_cost": TableSpec([
         Column("phase", "model"), Column("steps", "timed steps"), Column("wall_ms", "wall ms/step, median", ".1f"),
