@@ -1,6 +1,7 @@
 """Training speed on a busy machine, and the default run end to end.
 
     python scripts/bench_cpu.py --repeats 3           # the busy-machine table of issue 28, lego 100 x 100
+    python scripts/bench_cpu.py --conditions idle --repeats 8   # the idle machine alone, more tries
     python scripts/bench_cpu.py --only default-run    # the default run, timed by stage
     python scripts/bench_cpu.py --data DIR            # another scene
     python scripts/bench_cpu.py --only step-cost --teacher RUN    # student step against teacher step
@@ -20,7 +21,7 @@ these on an otherwise quiet machine: the load average when they start is
 recorded. Budgets (``spiknerf.results.budgets``): teacher and student quality
 of the default run at other step counts, one thread a run (quality does not
 depend on the load). Writes ``docs/results/cpu_contention.json``,
-``cpu_default_run.json``, ``cpu_step_cost.json`` or ``cpu_budgets.json`` and
+``cpu_idle.json``, ``cpu_default_run.json``, ``cpu_step_cost.json`` or ``cpu_budgets.json`` and
 regenerates the docs.
 """
 
@@ -35,7 +36,7 @@ from pathlib import Path
 from spiknerf.paths import SHARED_DATA
 from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.budgets import budget_row
-from spiknerf.results.contention import SETUPS, contention_table
+from spiknerf.results.contention import CONDITIONS, SETUPS, contention_table
 from spiknerf.results.default_run import time_default_run
 from spiknerf.results.docs import regenerate
 
@@ -45,8 +46,12 @@ def contention(args: argparse.Namespace, command: str) -> Results:
                   "--steps", str(args.steps or 150), "--eval-every", "100000", "--eval-views", "1",
                   "--video-frames", "0"]
     settings = {"train": "spiknerf train " + " ".join(train_args), "repeats": args.repeats}
-    rows = contention_table(train_args, args.setups, args.repeats)
-    return Results(table="cpu_contention", rows=rows, settings=settings, **provenance(command))
+    rows = contention_table(train_args, args.setups, args.repeats, args.conditions)
+    # the idle machine alone, with more tries, is a table of its own: the idle speeds the busy cells divide by
+    table = "cpu_contention" if tuple(args.conditions) == CONDITIONS else "cpu_idle"
+    if table == "cpu_idle" and tuple(args.conditions) != CONDITIONS[:1]:
+        raise SystemExit("--conditions: all three, or the idle machine alone")
+    return Results(table=table, rows=rows, settings=settings, **provenance(command))
 
 
 def default_run(args: argparse.Namespace, command: str) -> Results:
@@ -107,6 +112,8 @@ def main() -> None:
                         "150); default-run: steps of each model (default: the preset's)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--setups", nargs="+", choices=tuple(SETUPS), default=tuple(SETUPS))
+    parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=CONDITIONS,
+                        help="contention: all three (cpu_contention.json), or 'idle' alone (cpu_idle.json)")
     parser.add_argument("--teacher", type=Path, help="step-cost: a finished run of the fast preset's teacher")
     parser.add_argument("--threads", type=int, default=0, help="step-cost: threads (0: spiknerf's automatic choice)")
     parser.add_argument("--blocks", type=int, default=6, help="step-cost: blocks of steps of each model")

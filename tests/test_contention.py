@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from spiknerf.results import contention
 
 
@@ -34,6 +36,14 @@ def test_rows_take_the_median_and_divide_by_the_same_setups_idle_time(monkeypatc
     assert [row["condition"] for row in rows] == list(contention.CONDITIONS)
     assert [row["x_idle"] for row in rows] == [1.0, 1.5, 2.2]
     assert rows[2]["tries"] == [18.0, 22.0]
+
+
+def test_the_idle_machine_alone_makes_a_table_and_busy_cells_need_it(monkeypatch) -> None:
+    monkeypatch.setattr(contention, "measure", lambda args, setup, condition, scratch: [(8.0, 0)])
+    rows = contention.contention_table([], ["spiknerf automatic"], repeats=2, conditions=["idle"])
+    assert [(row["condition"], row["tries"]) for row in rows] == [("idle", [8.0, 8.0])]
+    with pytest.raises(ValueError, match="idle"):
+        contention.contention_table([], ["spiknerf automatic"], repeats=1, conditions=["two trainings at once"])
 
 
 def test_the_setups_take_turns_within_a_condition(monkeypatch) -> None:

@@ -81,16 +81,19 @@ def measure(train_args: Sequence[str], setup: str, condition: str, scratch: Path
             busy.wait()
 
 
-def contention_table(train_args: Sequence[str], setups: Sequence[str], repeats: int) -> list[dict]:
+def contention_table(train_args: Sequence[str], setups: Sequence[str], repeats: int,
+                     conditions: Sequence[str] = CONDITIONS) -> list[dict]:
     """One row a (condition, setup): the upper median of the training seconds of its processes over ``repeats``
     tries (with two trainings at once and one try, the slower), its ratio to the same setup on the idle machine,
-    and to the fastest setup on the idle machine."""
-    tries: dict[tuple[str, str], list[float]] = {(c, s): [] for c in CONDITIONS for s in setups}
-    changes: dict[tuple[str, str], list[int]] = {(c, s): [] for c in CONDITIONS for s in setups}
+    and to the fastest setup on the idle machine. ``conditions`` must include the idle machine."""
+    if CONDITIONS[0] not in conditions:
+        raise ValueError(f"the conditions must include '{CONDITIONS[0]}': the ratios are to it")
+    tries: dict[tuple[str, str], list[float]] = {(c, s): [] for c in conditions for s in setups}
+    changes: dict[tuple[str, str], list[int]] = {(c, s): [] for c in conditions for s in setups}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        for condition in CONDITIONS:
+        for condition in conditions:
             for _ in range(repeats):  # the setups take turns, so that a slow spell of the machine hits them all
                 for setup in setups:
                     measured = measure(train_args, setup, condition, scratch)
