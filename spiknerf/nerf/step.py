@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from spiknerf import distributed
+from spiknerf import distributed, threads
 from spiknerf.errors import InputError
 from spiknerf.nerf.checkpoint import conform
 from spiknerf.nerf.data import Scene, Split
@@ -262,6 +262,7 @@ def train_step(phase: Phase, field: nn.Module, batcher: Batcher, kd: Distillatio
         phase.optimizer.step()
     phase.scheduler.step()
     seconds = time.perf_counter() - t0
+    threads.adapt()  # the run's trial steps too: two runs started together share the cores from their first step
     return StepResult(loss=loss.value, train_psnr=-10.0 * math.log10(max(loss.photo, 1e-10)), rays=loss.rays,
                       samples=loss.samples, samples_per_ray=loss.samples / max(loss.rays, 1), seconds=seconds,
                       points=out.points, directions=out.directions)

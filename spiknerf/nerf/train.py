@@ -234,7 +234,6 @@ def train_phase(phase: Phase, scene: Scene, cfg: TrainConfig, run: Path, writer:
                 append_history(run / HISTORY, phase, test_psnr, stride, eval_seconds)
                 log.evaluated(phase, test_psnr)
         checkpoints.after_step(phase)
-        threads.adapt()
         if watch is not None:
             watch(phase.name, phase.step, phase.model, phase.sampler)
     log.close()
