@@ -46,11 +46,11 @@ def contention(args: argparse.Namespace, command: str) -> Results:
                   "--steps", str(args.steps or 150), "--eval-every", "100000", "--eval-views", "1",
                   "--video-frames", "0"]
     settings = {"train": "spiknerf train " + " ".join(train_args), "repeats": args.repeats}
-    rows = contention_table(train_args, args.setups, args.repeats, args.conditions)
     # the idle machine alone, with more tries, is a table of its own: the idle speeds the busy cells divide by
     table = "cpu_contention" if tuple(args.conditions) == CONDITIONS else "cpu_idle"
     if table == "cpu_idle" and tuple(args.conditions) != CONDITIONS[:1]:
         raise SystemExit("--conditions: all three, or the idle machine alone")
+    rows = contention_table(train_args, args.setups, args.repeats, args.conditions)
     return Results(table=table, rows=rows, settings=settings, **provenance(command))
 
 

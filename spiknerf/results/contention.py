@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-# the cores torch uses by default here: the fixed-count setups pin that many threads, so that they do not adapt
+# a thread a CPU this process may run on: the fixed-count setups pin that many, so that they do not adapt
 _CORES = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # what each threading setup adds to the environment of a training process: spiknerf's own choice (spiknerf.threads:
 # one thread a core, libgomp's spin, fewer threads while others keep cores busy), what torch does (a fixed count and
