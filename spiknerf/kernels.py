@@ -4,7 +4,10 @@ On a 2-core CPU the NeRF step and the spiking neurons are bound by long chains
 of elementwise integer and float ops (hashing, trilinear weights, ray marching
 masks; a neuron's charge, fire and reset over T steps and its BPTT). Compiled,
 each chain fuses into one C++ loop, several times faster than eager (the
-neurons: docs/benchmarks.md, "Neuron core speed"). Each function compiles once
+neurons: docs/benchmarks.md, "Neuron core speed"). A spiking student's training
+step compiles its layers after the encoding as one graph, forward and backward
+(``spiknerf.nerf.student``), so that its neurons fuse with the currents and
+readouts around them. Each function compiles once
 per process and configuration on first use (the hash grid takes longest; torch
 caches the result on disk). ``SPIKNERF_COMPILE=0`` keeps
 everything eager; a failed compile (no C++ compiler, say) warns once and falls
@@ -20,31 +23,46 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+_ALL: list[CpuCompiled] = []
+
+
+def cpu_kernels() -> list[CpuCompiled]:
+    """Every :class:`CpuCompiled` made so far (one per hot function of the modules imported)."""
+    return list(_ALL)
+
 
 class CpuCompiled:
-    """Call ``fn`` compiled (``dynamic=True``: batch sizes vary) on CPU tensors, eagerly otherwise.
+    """Call ``fn`` compiled on CPU tensors (its first tensor argument decides), eagerly otherwise.
 
     ``variants``: how many specialisations (dtypes, non-tensor arguments, ...) ``fn`` may compile before
     torch runs it eagerly; torch's own default (8) is too few for the neuron kinds, resets, surrogates and
-    step counts that one process (the test suite, a benchmark) may use.
+    step counts that one process (the test suite, a benchmark) may use. ``dynamic``: ``True`` compiles every
+    size symbolic from the start (batch sizes vary); ``None`` lets torch make a size symbolic once it changes,
+    which is what a function differentiated through autograd.Functions needs (dynamo fails to trace their
+    backward with every size symbolic).
     """
 
-    def __init__(self, fn: Callable, variants: int = 8) -> None:
+    def __init__(self, fn: Callable, variants: int = 8, dynamic: bool | None = True) -> None:
         self.fn = fn
         self.variants = variants
+        self.dynamic = dynamic
         self.compiled: Callable | None = None
         self.enabled = os.environ.get("SPIKNERF_COMPILE", "1") != "0"
+        _ALL.append(self)
 
-    def __call__(self, x: Tensor, *args):
-        if not self.enabled or x.is_cuda:
-            return self.fn(x, *args)
+    def __call__(self, *args):
+        if not self.enabled or next(a for a in args if isinstance(a, Tensor)).is_cuda:
+            return self.fn(*args)
         if self.compiled is None:
-            self.compiled = torch.compile(self.fn, dynamic=True)
+            self.compiled = torch.compile(self.fn, dynamic=self.dynamic)
+        config, limit = torch._dynamo.config, torch._dynamo.config.recompile_limit
         try:
-            with torch._dynamo.config.patch(recompile_limit=self.variants):
-                return self.compiled(x, *args)
+            config.recompile_limit = self.variants  # set and restored by hand: config.patch costs 4x as much a call
+            return self.compiled(*args)
         except Exception as exc:  # inductor and its C++ toolchain fail in many ways; eager always works
             warnings.warn(f"compiling {self.fn.__name__} failed, running eager ({type(exc).__name__}: {exc})",
                           stacklevel=2)
             self.enabled = False
-            return self.fn(x, *args)
+            return self.fn(*args)
+        finally:
+            config.recompile_limit = limit

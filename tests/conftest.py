@@ -33,12 +33,10 @@ def smooth_image(h: int, w: int, channels: int, seed: int) -> np.ndarray:
 
 def eager_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
     """Turn off the TorchInductor kernels: the renders of tiny runs are quick, a compile is not."""
-    import spiknerf.nerf.encodings as encodings
-    import spiknerf.nerf.sampler as sampler
-    import spiknerf.neurons.dynamics as dynamics
+    import spiknerf.nerf.student  # noqa: F401  (its kernels, and those of the modules it imports)
+    from spiknerf.kernels import cpu_kernels
 
-    for kernel in (encodings._encode_kernel, sampler._march_kernel, dynamics._spikes_kernel,
-                   dynamics._gradients_kernel):
+    for kernel in cpu_kernels():
         monkeypatch.setattr(kernel, "enabled", False)
 
 

@@ -14,6 +14,7 @@ from spiknerf.cli import main as cli
 from spiknerf.nerf import sampler as sampler_module
 from spiknerf.nerf.checkpoint import load_checkpoint
 from spiknerf.nerf.data.builtin import SceneSpec, write_scene
+from spiknerf.nerf.encodings import HashGrid
 from spiknerf.nerf.render import composite, render_rays
 from spiknerf.nerf.sampler import OccupancyGridSampler, RaySamples, grid_cells, packed_to_padded, ray_aabb
 
@@ -356,3 +357,21 @@ def test_photos_of_an_object_keep_a_white_background_on_their_white_backdrop_onl
     assert white.any() and (~white).any()
     assert torch.equal(batch.background[white], torch.ones(int(white.sum()), 3))
     assert batch.background[~white].std() > 0.2
+
+
+def test_a_hash_grid_looks_up_zero_or_one_point_as_part_of_a_batch():
+    # a batch of 0 or 1 points is padded to 2 (torch would compile a kernel of its own for it, mid-run)
+    grid = HashGrid(log2_table=12, max_resolution=64)
+    with torch.no_grad():
+        grid.table.uniform_(-1, 1)
+    x = torch.rand(5, 3)
+    full = grid(x)
+    for n in (0, 1):
+        out = grid(x[:n])
+        assert torch.equal(out, full[:n])
+        grid.table.grad = None
+        (out * 3).sum().backward()
+        alone = grid.table.grad.clone()
+        grid.table.grad = None
+        (grid(x)[:n] * 3).sum().backward()
+        torch.testing.assert_close(alone, grid.table.grad)

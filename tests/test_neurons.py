@@ -95,6 +95,57 @@ def test_sequences_longer_than_the_compiled_loop_match_the_step_function():
     torch.testing.assert_close(gx, x.grad, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize(("kind", "varying"), [("ternary", True), ("ternary", False), ("binary", True),
+                                               ("signed_ternary", True)])
+def test_a_held_current_gives_the_spikes_and_gradients_of_its_copies(kind, varying):
+    torch.manual_seed(3)
+    neuron = make_neuron(kind, reset="soft", decay_input=False, learnable_threshold=True)
+    held = (torch.randn(5, 7) * 1.5).requires_grad_()
+    x = (torch.randn(4, 5, 7) * 1.5).requires_grad_() if varying else None
+    w = torch.randn(4, 5, 7)
+    spikes = neuron(x, current=held, steps=4)
+    (spikes * w).sum().backward()
+    tensors = [held, neuron.threshold_weight] + ([] if x is None else [x])
+    grads = [t.grad.clone() for t in tensors]
+    for t in tensors:
+        t.grad = None
+    copies = held.expand(4, 5, 7) if x is None else x + held  # what SpikingLinear presented before
+    reference = neuron(copies)
+    (reference * w).sum().backward()
+    assert torch.equal(spikes, reference)
+    for mine, theirs in zip(grads, (t.grad for t in tensors), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_a_held_current_needs_its_steps():
+    neuron = make_neuron("ternary")
+    with pytest.raises(ValueError, match="number of steps"):
+        neuron(None, current=torch.ones(2, 3))
+    with pytest.raises(ValueError, match="steps"):
+        neuron(torch.ones(2, 2, 3), steps=3)
+
+
+def test_a_compiled_caller_traces_the_step_loop_and_gets_the_same_bptt():
+    torch.manual_seed(4)
+    neuron = make_neuron("ternary", reset="soft", decay_input=False, learnable_threshold=True)
+    x, held = (torch.randn(2, 6, 5) * 1.5).requires_grad_(), (torch.randn(6, 5)).requires_grad_()
+    w = torch.randn(2, 6, 5)
+
+    def spikes(x, held):
+        return neuron(x, current=held)
+
+    results = []
+    for fn in (spikes, torch.compile(spikes)):
+        out = fn(x, held)
+        (out * w).sum().backward()
+        results.append((out.detach(), x.grad.clone(), held.grad.clone(), neuron.threshold_weight.grad.clone()))
+        x.grad = held.grad = neuron.threshold_weight.grad = None
+    (eager, *eager_grads), (compiled, *compiled_grads) = results
+    assert torch.equal(eager, compiled)
+    for a, b in zip(eager_grads, compiled_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("surrogate", SURROGATES)
 @pytest.mark.parametrize("neuron", ["binary", "ternary", "signed-ternary"])
 def test_gradients_reach_inputs_and_parameters(surrogate, neuron):

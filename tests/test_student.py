@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+import spiknerf.nerf.student as student_module
 from spiknerf.cli import main as cli
 from spiknerf.nerf.checkpoint import load_checkpoint
 from spiknerf.nerf.data.builtin import SceneSpec, write_scene
@@ -213,3 +214,34 @@ def test_op_counter_agrees_with_a_hand_count_on_a_tiny_field(color_skip):
     # colour layer 2 and the colour readout read no spikes
     assert ops.sops_per_sample == 2 * hidden * 1 + 2 * hidden * color
     assert ops.firing_rate == {"trunk.neuron": 1.0, "color1.neuron": 0.0, "color2.neuron": 0.0}
+
+
+def test_a_training_step_compiled_as_one_graph_matches_the_eager_layers(monkeypatch):
+    torch.manual_seed(5)
+    student = SpikingNGPField(AABB, hidden=16, color_hidden=16, log2_table=12, max_resolution=64)
+    kernel = student_module._ngp_layers_kernel
+    x, d = torch.rand(300, 3) * 2 - 1, torch.nn.functional.normalize(torch.randn(300, 3), dim=-1)
+    results = []
+    for compiled in (False, True):
+        monkeypatch.setattr(kernel, "enabled", compiled)
+        student.zero_grad()
+        sigma, rgb = student(x, d)
+        (sigma.sum() + rgb.square().sum()).backward()
+        results.append((sigma.detach(), rgb.detach(), {n: p.grad.clone() for n, p in student.named_parameters()}))
+    (sigma_e, rgb_e, grads_e), (sigma_c, rgb_c, grads_c) = results
+    torch.testing.assert_close(sigma_c, sigma_e, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(rgb_c, rgb_e, rtol=1e-5, atol=1e-6)
+    assert grads_c.keys() == grads_e.keys()
+    for name in grads_e:
+        torch.testing.assert_close(grads_c[name], grads_e[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_only_a_training_step_runs_the_compiled_layers():
+    student = SpikingNGPField(AABB, hidden=8, color_hidden=8, log2_table=12, max_resolution=64)
+    eager, compiled = student_module._ngp_layers, student_module._ngp_layers_kernel
+    assert student_module._ngp_layers_for(student.train()) is compiled
+    with torch.no_grad():
+        assert student_module._ngp_layers_for(student) is eager
+    assert student_module._ngp_layers_for(student.eval()) is eager
+    long = SpikingNGPField(AABB, hidden=8, color_hidden=8, log2_table=12, max_resolution=64, T=64)
+    assert student_module._ngp_layers_for(long.train()) is eager  # too many steps to unroll

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 import viser
+from conftest import eager_kernels
 from PIL import Image
 
 from spiknerf.cli import main as cli
@@ -42,14 +43,8 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="module", autouse=True)
 def _eager_kernels():
     """No TorchInductor compiles: the renders here are tiny, a compile is not."""
-    import spiknerf.nerf.encodings as encodings
-    import spiknerf.nerf.sampler as sampler
-    import spiknerf.neurons.dynamics as dynamics
-
     with pytest.MonkeyPatch.context() as patch:
-        for kernel in (encodings._encode_kernel, sampler._march_kernel, dynamics._spikes_kernel,
-                       dynamics._gradients_kernel):
-            patch.setattr(kernel, "enabled", False)
+        eager_kernels(patch)
         yield
 
 

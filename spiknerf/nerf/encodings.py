@@ -98,8 +98,12 @@ class _GridEncode(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, table: Tensor, x: Tensor, grid: HashGrid) -> Tensor:  # type: ignore[override]
+        n = len(x)
+        if n < 2:  # torch compiles a kernel of its own for a batch of 0 or 1 points (seconds, mid-run): pad to 2
+            x = torch.cat([x, x.new_zeros(2 - n, 3)])
         out, idx, weights = _encode_kernel(x, table, grid.resolution, grid.stride, grid.corner_offset, grid.offset,
-                                    grid.n_dense, grid.mask)
+                                           grid.n_dense, grid.mask)
+        out, idx, weights = out[:n], idx[:n], weights[:n]
         ctx.save_for_backward(idx, weights)
         ctx.table_shape = table.shape
         return out

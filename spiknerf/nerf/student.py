@@ -16,6 +16,7 @@ view direction stay multiply-accumulate; every other layer is spike-driven.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from spiknerf.kernels import CpuCompiled
 from spiknerf.nerf.encodings import HashGrid, PositionalEncoding, SphericalHarmonics
 from spiknerf.nerf.fields import SceneBox, trunc_exp
 from spiknerf.neurons import RESETS, SURROGATES, SpikeReadout, SpikingLinear
+from spiknerf.neurons.dynamics import MAX_COMPILED_STEPS
 
 NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
 MAX_T = 64  # a spiking layer holds T copies of its activations
@@ -103,24 +106,13 @@ class SpikingNGPField(nn.Module):
         self.color2 = SpikingLinear(color_hidden, color_hidden, neuron, T, spike_input=True, **neuron_kwargs)
         self.color_head = SpikeReadout(color_hidden, 3)
 
-    def _trunk(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        u, inside = self.box.normalize(x)
-        e = self.encoding(u)
-        s = self.trunk(e)
-        sigma = trunc_exp(self.density_head(s)[:, 0] - 1.0) * inside
-        return sigma, s, e
-
     def density(self, x: Tensor) -> Tensor:
-        return self._trunk(x)[0]
+        u, inside = self.box.normalize(x)
+        return _ngp_density(self, self.encoding(u), inside)[0]
 
     def forward(self, x: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
-        sigma, s, e = self._trunk(x)
-        current = self.dir_current(self.dir_encoding(d))
-        if self.skip_current is not None:
-            current = current + self.skip_current(e)
-        s = self.color1(s, current=current)
-        rgb = torch.sigmoid(self.color_head(self.color2(s)))
-        return sigma, rgb
+        u, inside = self.box.normalize(x)
+        return _ngp_layers_for(self)(self, self.encoding(u), inside, d)
 
 
 class SpikingNeRFField(nn.Module):
@@ -166,3 +158,40 @@ class SpikingNeRFField(nn.Module):
         sigma, s = self._trunk(x)
         s = self.view(self.feature(s), current=self.dir_current(self.dir_encoding(d)))
         return sigma, torch.sigmoid(self.rgb_head(s))
+
+
+def _ngp_density(student: SpikingNGPField, e: Tensor, inside: Tensor) -> tuple[Tensor, Tensor]:
+    """The fast student's density and its trunk's spikes, from the encoding ``e``."""
+    s = student.trunk(e)
+    return trunc_exp(student.density_head(s)[:, 0] - 1.0) * inside, s
+
+
+def _ngp_layers(student: SpikingNGPField, e: Tensor, inside: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+    """The fast student's density and colour from the encoding ``e``: everything after the hash grid."""
+    sigma, s = _ngp_density(student, e, inside)
+    current = student.dir_current(student.dir_encoding(d))
+    if student.skip_current is not None:
+        current = current + student.skip_current(e)
+    s = student.color1(s, current=current)
+    return sigma, torch.sigmoid(student.color_head(student.color2(s)))
+
+
+# The fast student's training step through its spiking layers, compiled as one graph: its linear layers,
+# neurons, readouts and their backward fuse into a few loops around the matmuls, where eager autograd runs each
+# op, and each neuron's fused node, as a call of its own (the student's step against the teacher's:
+# docs/benchmarks.md, "A busy machine"). dynamic=None: the batch size becomes symbolic once it changes. The
+# NeRF students (mlp and paper presets) stay eager: their steps are bound by wide matmuls, and tracing their
+# deeper unrolled layers costs a short run more compile time than it saves; a long run's gain is not measured.
+_ngp_layers_kernel = CpuCompiled(_ngp_layers, dynamic=None)
+
+
+def _ngp_layers_for(student: SpikingNGPField) -> Callable:
+    """The compiled layers for a training step (the student training, autograd recording), else the eager ones.
+
+    Evaluation stays eager: it runs the fused neuron nodes without autograd, and the op counters and the
+    reparameterization hook the layers' calls, which a compiled graph would not make one by one. So do
+    sequences longer than the compiled neurons unroll (``MAX_COMPILED_STEPS``).
+    """
+    if student.training and torch.is_grad_enabled() and student.trunk.T <= MAX_COMPILED_STEPS:
+        return _ngp_layers_kernel
+    return _ngp_layers

@@ -20,7 +20,10 @@ for backward, which recomputes H and S (the same charge, fire and reset code)::
     ∂L/∂X[t] = c ∂L/∂H[t],    ∂L/∂V[t-1] = a ∂L/∂H[t]
     ∂L/∂θ   = Σ_t ∂L/∂S[t] · ∂S/∂θ + ∂L/∂V[t] · ∂V/∂θ
 
-with ``detach_reset`` dropping the reset's dependence on H and θ.
+with ``detach_reset`` dropping the reset's dependence on H and θ. The input may
+come in two parts, ``X[t] = X_v[t] + I`` with a current ``I`` held over the steps
+(a layer's analog input, computed once, or a view-direction current): ``I`` is
+then read once a step rather than stored T times, and ∂L/∂I = Σ_t ∂L/∂X[t].
 
 Speed on the CPU, where these elementwise steps are bound by memory traffic
 (measured in docs/benchmarks.md, "Neuron core speed"): the node's forward and
@@ -28,7 +31,10 @@ backward are each compiled by TorchInductor into one loop over the elements
 (``spiknerf.kernels``; eager with ``SPIKNERF_COMPILE=0``), so X, S and ∂L/∂S
 travel to and from memory once and H is recomputed in registers rather than
 stored; the forward, which autograd does not record, fires by plain comparison
-rather than through the surrogate's autograd Function.
+rather than through the surrogate's autograd Function. Called from inside a
+``torch.compile`` region (the student's training step), the node is traced as
+the step loop instead: the compiler then fuses the neuron with the layers around
+it and derives this same BPTT by autograd (tested against the node).
 """
 
 from __future__ import annotations
@@ -195,27 +201,37 @@ def _reset_slopes(h: Tensor, s: Tensor, theta: Tensor, slopes: tuple, p: LIFPara
     return 1.0 - theta * ds_dh, None if dv_dth is None else dv_dth - theta * ds_dth
 
 
-def _unroll(x: Tensor, theta: Tensor, p: LIFParameters) -> Iterator[tuple[Tensor, Tensor]]:
-    """(H[t], S[t]) for t = 0 .. T-1: charge, fire and reset over the steps of ``x`` from V = 0.
+def _drive(x: Tensor | None, held: Tensor | None, t: int) -> Tensor:
+    """The input current of step ``t``: ``x[t] + held``, either part absent."""
+    if held is None:
+        return x[t]
+    return held if x is None else x[t] + held
+
+
+def _unroll(x: Tensor | None, held: Tensor | None, steps: int, theta: Tensor,
+            p: LIFParameters) -> Iterator[tuple[Tensor, Tensor]]:
+    """(H[t], S[t]) for t = 0 .. steps-1: charge, fire and reset over the input currents from V = 0.
 
     Runs inside the fused node, where autograd records nothing, so firing is a plain comparison and needs
     no surrogate."""
-    v = torch.zeros_like(x[0])
-    for t in range(x.shape[0]):
-        h = charge(v, x[t], p)
+    v = torch.zeros_like(held if x is None else x[0])
+    for t in range(steps):
+        h = charge(v, _drive(x, held, t), p)
         s, fired = fire(h, theta, p, None)
         v = reset(h, s, fired, theta, p)
         yield h, s
 
 
-def _spikes(x: Tensor, theta: Tensor, p: LIFParameters) -> Tensor:
+def _spikes(x: Tensor | None, held: Tensor | None, steps: int, theta: Tensor, p: LIFParameters) -> Tensor:
     """S ``[T, B, ...]``, without autograd."""
-    return torch.stack([s for _, s in _unroll(x, theta, p)])
+    return torch.stack([s for _, s in _unroll(x, held, steps, theta, p)])
 
 
-def _gradients(x: Tensor, theta: Tensor, grad_s: Tensor, alpha: Tensor, p: LIFParameters,
-               surrogate: str, wrt_theta: bool) -> tuple[Tensor, Tensor | None]:
-    """∂L/∂X ``[T, B, ...]`` and the elementwise ∂L/∂θ (None unless ``wrt_theta``).
+def _gradients(x: Tensor | None, held: Tensor | None, steps: int, theta: Tensor, grad_s: Tensor, alpha: Tensor,
+               p: LIFParameters, surrogate: str,
+               wrt_theta: bool) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """∂L/∂X_v ``[T, B, ...]``, ∂L/∂I ``[B, ...]`` (each None without its input) and the elementwise ∂L/∂θ
+    (None unless ``wrt_theta``).
 
     H and S are recomputed by the forward's own code; the recursion is the one
     in the module docstring, run from the last step back.
@@ -223,8 +239,8 @@ def _gradients(x: Tensor, theta: Tensor, grad_s: Tensor, alpha: Tensor, p: LIFPa
     a, c = _coefficients(p)
     fn = surrogate_grad(surrogate)
     grad = lambda z: fn(z, alpha)  # noqa: E731  (alpha is a tensor: IM-Loss changes it between steps)
-    steps = list(_unroll(x, theta, p))
-    acc_theta = torch.zeros_like(x[0]) if wrt_theta else None
+    steps = list(_unroll(x, held, steps, theta, p))
+    acc_theta = torch.zeros_like(steps[0][0]) if wrt_theta else None
     grads_x: list[Tensor] = []
     grad_h = None  # ∂L/∂H[t+1]; ∂L/∂V[t] = a ∂L/∂H[t+1], zero after the last step
     for t in range(len(steps) - 1, -1, -1):
@@ -239,7 +255,13 @@ def _gradients(x: Tensor, theta: Tensor, grad_s: Tensor, alpha: Tensor, p: LIFPa
             if acc_theta is not None and dv_dth is not None:
                 acc_theta = acc_theta + a * grad_next * dv_dth
         grads_x.append(c * grad_h)
-    return torch.stack(grads_x[::-1]), acc_theta
+    grads_x.reverse()
+    grad_held = None
+    if held is not None:  # summed from the first step on, as autograd sums a current broadcast over the steps
+        grad_held = grads_x[0]
+        for g in grads_x[1:]:
+            grad_held = grad_held + g
+    return None if x is None else torch.stack(grads_x), grad_held, acc_theta
 
 
 # On the CPU the eager chain of ~20 small elementwise ops a step costs more in
@@ -252,44 +274,51 @@ _spikes_kernel = CpuCompiled(_spikes, variants=64)
 _gradients_kernel = CpuCompiled(_gradients, variants=64)
 
 
-def _kernel(kernel: CpuCompiled, x: Tensor) -> Callable:
-    return kernel if x.shape[0] <= MAX_COMPILED_STEPS else kernel.fn
+def _kernel(kernel: CpuCompiled, steps: int) -> Callable:
+    return kernel if steps <= MAX_COMPILED_STEPS else kernel.fn
 
 
-def _plain(t: Tensor) -> Tensor:
+def _plain(t: Tensor | None) -> Tensor | None:
     """``t`` detached and contiguous: one compiled variant serves every caller (an input expanded over T
     or one that requires grad would each compile their own)."""
-    return t.detach().contiguous()
+    return None if t is None else t.detach().contiguous()
 
 
 class _MultiStepLIF(torch.autograd.Function):
-    """The fused sequence. It saves only X (and θ): backward recomputes H and S, which costs less than
-    writing H to memory and reading it back, and keeps nothing but the input alive for backward."""
+    """The fused sequence. It saves only its inputs (X_v, I and θ): backward recomputes H and S, which costs
+    less than writing H to memory and reading it back, and keeps nothing but the input alive for backward."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, theta: Tensor, p: LIFParameters, surrogate: Surrogate) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x, theta)
-        ctx.p, ctx.surrogate = p, surrogate
-        return _kernel(_spikes_kernel, x)(_plain(x), _plain(theta), p)
+    def forward(ctx, x: Tensor | None, held: Tensor | None, steps: int, theta: Tensor, p: LIFParameters,  # type: ignore[override]
+                surrogate: Surrogate) -> Tensor:
+        ctx.save_for_backward(x, held, theta)
+        ctx.steps, ctx.p, ctx.surrogate = steps, p, surrogate
+        return _kernel(_spikes_kernel, steps)(_plain(x), _plain(held), steps, _plain(theta), p)
 
     @staticmethod
     def backward(ctx, grad_s: Tensor):  # type: ignore[override]
-        x, theta = ctx.saved_tensors
-        wrt_theta = ctx.needs_input_grad[1]
-        alpha = torch.tensor(ctx.surrogate.alpha, dtype=x.dtype, device=x.device)
-        grad_x, acc_theta = _kernel(_gradients_kernel, x)(_plain(x), _plain(theta), _plain(grad_s), alpha, ctx.p,
-                                                          ctx.surrogate.name, wrt_theta)
-        return grad_x, None if acc_theta is None else acc_theta.sum_to_size(theta.shape), None, None
+        x, held, theta = ctx.saved_tensors
+        wrt_theta = ctx.needs_input_grad[3]
+        alpha = torch.tensor(ctx.surrogate.alpha, dtype=theta.dtype, device=theta.device)
+        grad_x, grad_held, acc_theta = _kernel(_gradients_kernel, ctx.steps)(
+            _plain(x), _plain(held), ctx.steps, _plain(theta), _plain(grad_s), alpha, ctx.p, ctx.surrogate.name,
+            wrt_theta)
+        grad_theta = None if acc_theta is None else acc_theta.sum_to_size(theta.shape)
+        return grad_x, grad_held, None, grad_theta, None, None
 
 
-def lif_multistep(x: Tensor, p: LIFParameters, theta: Tensor | float, surrogate: Surrogate) -> Tensor:
+def lif_multistep(x: Tensor | None, p: LIFParameters, theta: Tensor | float, surrogate: Surrogate,
+                  current: Tensor | None = None, steps: int | None = None) -> Tensor:
     """Spikes for a whole sequence, as one autograd node with the hand-written BPTT of the module docstring.
 
     Args:
-        x: input currents ``[T, B, ...]``.
+        x: input currents ``[T, B, ...]``; None when the whole input is ``current``.
         p: the neuron's constants.
         theta: the threshold θ (a float, or a tensor when learnable; it then gets a gradient).
         surrogate: the derivative that stands in for Θ's in backward.
+        current: a current ``[B, ...]`` held over the steps, added to ``x`` at each (read once a step; the same
+            spikes and gradients as ``x + current``).
+        steps: T when ``x`` is None (else it must be ``x``'s T, or None).
 
     Returns:
         Spikes ``[T, B, ...]``, starting from V = 0; the same as :func:`lif_step` over the steps.
@@ -304,6 +333,31 @@ def lif_multistep(x: Tensor, p: LIFParameters, theta: Tensor | float, surrogate:
         [0.0, 1.0, 0.0]
         >>> s.sum().backward(); x.grad.shape
         torch.Size([3, 1])
+        >>> lif_multistep(None, p, 0.5, Surrogate("atan"), current=torch.full((1,), 0.4), steps=3)[:, 0].tolist()
+        [0.0, 1.0, 0.0]
     """
-    theta_t = torch.as_tensor(theta, dtype=x.dtype, device=x.device)
-    return _MultiStepLIF.apply(x, theta_t, p, surrogate)
+    if x is None:
+        if current is None or steps is None:
+            raise ValueError("without x, lif_multistep needs the held current and its number of steps")
+    elif steps is not None and steps != x.shape[0]:
+        raise ValueError(f"steps ({steps}) must be x's T ({x.shape[0]})")
+    n = x.shape[0] if x is not None else int(steps)
+    if torch.compiler.is_compiling():
+        # traced into the caller's compiled graph as the step loop: the compiler fuses it with the layers around
+        # it and derives this same BPTT by autograd (the fused node is opaque to it, and its kernels would each
+        # run as a call of their own)
+        return _stepped(x, current, n, theta, p, surrogate)
+    like = x if x is not None else current
+    theta_t = torch.as_tensor(theta, dtype=like.dtype, device=like.device)
+    return _MultiStepLIF.apply(x, current, n, theta_t, p, surrogate)
+
+
+def _stepped(x: Tensor | None, held: Tensor | None, steps: int, theta: Tensor | float, p: LIFParameters,
+             surrogate: Surrogate) -> Tensor:
+    """:func:`lif_multistep` as :func:`lif_step` over the steps, differentiated by autograd."""
+    state = LIFState(torch.zeros_like(held if x is None else x[0]))
+    spikes = []
+    for t in range(steps):
+        s, state = lif_step(_drive(x, held, t), state, p, theta, surrogate)
+        spikes.append(s)
+    return torch.stack(spikes)

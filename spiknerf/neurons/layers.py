@@ -7,12 +7,14 @@
   ``[B, in]`` is a constant current at every step: its product is computed once
   and broadcast over T (and counted once). A ``[T, B, in]`` input is used step
   by step.
-* :class:`SpikeReadout` is a non-spiking readout that averages over T.
+* :class:`SpikeReadout` is a non-spiking readout that averages over T (traced into a compiled graph, it
+  reads the spikes' mean once: the same sum, half the matmul).
 * :class:`SpikingMLP` chains them: analog input -> spiking hidden layers -> readout.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -57,7 +59,8 @@ class SpikingLinear(nn.Module):
 
     Args:
         in_features, out_features: sizes of the synapses.
-        neuron: a neuron module, or its kind by name (``make_neuron``).
+        neuron: a neuron module called as :class:`~spiknerf.neurons.lif.LIFNeuron` is (currents, a held
+            current, steps), or its kind by name (``make_neuron``).
         T: time steps of an analog input.
         spike_input: the input is spikes: the synapses are a :class:`SpikeLinear`.
         bias: give the synapses a bias.
@@ -89,16 +92,19 @@ class SpikingLinear(nn.Module):
         self.neuron = make_neuron(neuron, **neuron_kwargs) if isinstance(neuron, str) else neuron
 
     def forward(self, x: Tensor, current: Tensor | None = None) -> Tensor:
+        # the neuron takes what does not change over the steps as a held current, read once a step, not T copies
         if x.dim() == 2 and not self.spike_input:
-            i = self.fc(x).expand(self.T, *x.shape[:-1], self.fc.out_features)
+            varying, held = None, self.fc(x)
         elif x.dim() == 3:
-            i = self.fc(x)
+            varying, held = self.fc(x), None
         else:
             want = "[T, B, in]" if self.spike_input else "[B, in] or [T, B, in]"
             raise ValueError(f"x must be {want} (got shape {tuple(x.shape)})")
-        if current is not None:
-            i = i + current
-        return self.neuron(i)
+        if current is not None and current.dim() == 3:
+            varying = current if varying is None else varying + current
+        elif current is not None:
+            held = current if held is None else held + current
+        return self.neuron(varying, current=held, steps=self.T)
 
 
 class SpikeReadout(nn.Module):
@@ -118,6 +124,10 @@ class SpikeReadout(nn.Module):
 
     def forward(self, s: Tensor) -> Tensor:
         check_sequence(s, "s")
+        if torch.compiler.is_compiling() and not self.fc.accumulate:
+            # the same sum read once (W mean_t s + b), half the matmul forward and backward; eager it reads every
+            # step, as the op counters and an accumulate-only fold must see it
+            return self.fc(s.mean(0))
         return self.fc(s).mean(0)
 
 

@@ -1,8 +1,9 @@
 """Neuron modules: multi-step LIF with binary, ternary or signed-ternary spikes.
 
 A module holds only constants and (optionally) a learnable threshold; it keeps no
-state between calls. Called on input currents ``[T, B, ...]`` it returns spikes
-of the same shape, starting from a zero membrane potential. ``step`` exposes the
+state between calls. Called on input currents ``[T, B, ...]`` (and a current
+held over the steps) it returns spikes of that shape, starting from a zero
+membrane potential. ``step`` exposes the
 single-step form with explicit state.
 
 Learnable threshold (LTMD): with ``learnable_threshold=True`` the layer's
@@ -86,9 +87,12 @@ class LIFNeuron(nn.Module):
             return self.v_threshold
         return torch.tanh(self.threshold_weight)
 
-    def forward(self, x: Tensor) -> Tensor:
-        check_sequence(x)
-        return lif_multistep(x, self.p, self.threshold, self.surrogate)
+    def forward(self, x: Tensor | None, current: Tensor | None = None, steps: int | None = None) -> Tensor:
+        """Spikes ``[T, B, ...]`` of input currents ``x`` ``[T, B, ...]`` plus ``current`` ``[B, ...]`` held over
+        the steps (``x`` None: the held current alone, for ``steps`` steps); see :func:`lif_multistep`."""
+        if x is not None:
+            check_sequence(x)
+        return lif_multistep(x, self.p, self.threshold, self.surrogate, current, steps)
 
     def step(self, x: Tensor, state: LIFState | None = None) -> tuple[Tensor, LIFState]:
         """One time step on ``[B, ...]`` input; ``state=None`` starts from V = 0."""

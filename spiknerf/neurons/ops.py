@@ -232,6 +232,6 @@ def count_ops(
         samples = int(inputs[0].shape[0])
     if samples < 1:
         raise ValueError(f"samples must be >= 1 (got {samples})")
-    with OpRecorder(model, e_mac, e_ac) as recorder:
+    with OpRecorder(model, e_mac, e_ac) as recorder, torch.no_grad():  # a training model's steps are compiled
         model(*inputs)
     return recorder.result(samples)

@@ -43,8 +43,8 @@ class ShiftedSpikes(nn.Module):
         self.neuron = neuron
         self.register_buffer("offset", offset)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.neuron(x) - self.offset
+    def forward(self, x: Tensor | None, current: Tensor | None = None, steps: int | None = None) -> Tensor:
+        return self.neuron(x, current, steps) - self.offset
 
 
 def _ternary_neurons(model: nn.Module) -> dict[str, TernaryLIF]:
@@ -80,7 +80,8 @@ def wiring(model: nn.Module, *inputs: Tensor) -> dict[str, str]:
     handles += [m.register_forward_pre_hook(linear_hook(n)) for n, m in model.named_modules()
                 if isinstance(m, SpikeLinear)]
     try:
-        model(*inputs)
+        with torch.no_grad():  # a training model's steps are compiled, and then make no calls to hook
+            model(*inputs)
     finally:
         for h in handles:
             h.remove()
