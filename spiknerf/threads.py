@@ -14,7 +14,7 @@ when torch loads it, so :func:`setup` runs in the command line's entry
   libgomp's own spin, the fastest on an idle machine. While the job runs,
   :func:`adapt` (called between training steps and rendered chunks) looks, once
   a second (:data:`ADAPT_SECONDS`), at how much of the process's cores other
-  processes used (``/proc/stat`` less the process's own CPU time) and runs one
+  processes used (``/proc/stat`` less the CPU time of the process and its children) and runs one
   thread fewer for each core they keep busy, back up when they leave
   (:func:`next_threads`). A busy machine then costs about a core, not the run.
 * A fixed count (``--threads N``, else ``OMP_NUM_THREADS``): that many threads
@@ -135,10 +135,27 @@ def next_threads(current: int, cores: int, others: float) -> int:
     return current
 
 
+def _family_seconds(pid: int, tick: float) -> float:
+    """CPU seconds of process ``pid``, its waited-for children and its running descendants (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        seconds = sum(int(f) for f in fields[11:15]) / tick  # utime, stime, cutime, cstime
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    try:
+        children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for c in (task / "children").read_text().split()]
+    except (OSError, ValueError):  # a thread gone between two reads, or a kernel that does not list children
+        children = []
+    return seconds + sum(_family_seconds(c, tick) for c in children)
+
+
 def cpu_seconds(cpus: set[int] | None = None) -> tuple[float, float] | None:
     """(busy CPU seconds of ``cpus`` (default: those this process may run on) since boot, by every process;
-    this process's own CPU seconds): a look at what others use is the difference of two. ``None`` where the
-    kernel does not say (no ``/proc/stat``: not Linux)."""
+    this process's own CPU seconds, its descendants' included): a look at what others use is the difference of
+    two. The job's own child processes, TorchInductor's compile workers above all, are not others: counted as
+    others they dropped a thread on a quiet machine, and every compiled kernel then compiled again for the new
+    count. ``None`` where the kernel does not say (no ``/proc/stat``: not Linux)."""
     try:
         cpus = os.sched_getaffinity(0) if cpus is None else cpus
         lines = Path("/proc/stat").read_text().splitlines()
@@ -153,8 +170,8 @@ def cpu_seconds(cpus: set[int] | None = None) -> tuple[float, float] | None:
             except ValueError:  # a kernel that counts fewer kinds of time
                 return None
             ticks += user + nice + system + irq + softirq
-    own = os.times()
-    return ticks / os.sysconf("SC_CLK_TCK"), own.user + own.system
+    tick = os.sysconf("SC_CLK_TCK")
+    return ticks / tick, _family_seconds(os.getpid(), tick)
 
 
 class LoadWatch:

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -153,6 +155,22 @@ def test_cpu_seconds_reads_the_machines_busy_time_and_this_process() -> None:
     sum(range(2_000_000))
     later = threads.cpu_seconds()
     assert later is not None and later[0] >= busy and later[1] > own
+
+
+def test_cpu_seconds_counts_the_jobs_child_processes_as_its_own() -> None:
+    # TorchInductor's compile workers are child processes: counted as others, they dropped a thread on an idle machine
+    if threads.cpu_seconds() is None or not any(Path("/proc/self/task").glob("*/children")):
+        pytest.skip("no /proc/stat or no /proc/PID/task/TID/children on this system")
+    child = subprocess.Popen([sys.executable, "-c", "import time\nt = time.process_time()\n"
+                              "while time.process_time() - t < 0.6: pass\ntime.sleep(30)"])
+    try:
+        before = threads.cpu_seconds()[1]
+        time.sleep(1.0)  # the child burns 0.6 s of CPU, then sleeps, still running
+        during = threads.cpu_seconds()[1]
+    finally:
+        child.kill()
+        child.wait()
+    assert during - before >= 0.3  # this process itself slept
 
 
 def test_only_an_automatic_run_adapts_and_only_from_the_jobs_own_thread(monkeypatch) -> None:
