@@ -87,7 +87,7 @@ def test_a_config_outside_every_layout_is_refused_naming_the_file(values, words)
 
 
 def test_a_forward_facing_capture_gets_its_own_default_budget_unless_steps_is_given(llff_scene, tmp_path, capsys):
-    assert (TrainConfig().total_steps("teacher"), TrainConfig().total_steps("student")) == (4000, 2000)
+    assert (TrainConfig().total_steps("teacher"), TrainConfig().total_steps("student")) == (4000, 2500)
     forward = (TrainConfig().total_steps("teacher", "forward"), TrainConfig().total_steps("student", "forward"))
     assert forward == (1500, 1000)
     assert TrainConfig(steps=7).total_steps("student", "forward") == 7

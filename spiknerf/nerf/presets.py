@@ -155,8 +155,9 @@ class CoarseToFinePreset(MLPPreset):
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     # the fast preset's steps: the fewest measured that keep the default run's quality targets on lego
-    # (docs/benchmarks.md, "Step budgets"; docs/notes/2026-11-29-cpu-budgets.md)
-    HashGridPreset(name="fast", teacher_steps=4000, student_steps=2000, lr=1e-2, target_samples=1 << 13,
+    # (docs/benchmarks.md, "Step budgets"; docs/notes/2026-11-29-cpu-budgets.md); the student's 2000 fell just
+    # short once its layers were compiled, and its faster step pays for 2500 (docs/notes/2026-11-29-cpu-threads.md)
+    HashGridPreset(name="fast", teacher_steps=4000, student_steps=2500, lr=1e-2, target_samples=1 << 13,
                    min_rays=256, max_rays=2048, forward_steps=(1500, 1000)),
     CoarseToFinePreset(name="paper", teacher_steps=3000, student_steps=3000, lr=5e-4, target_samples=1 << 14,
                        min_rays=32, max_rays=1024, depth=8, width=256, skip=4),
