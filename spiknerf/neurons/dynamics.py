@@ -239,12 +239,12 @@ def _gradients(x: Tensor | None, held: Tensor | None, steps: int, theta: Tensor,
     a, c = _coefficients(p)
     fn = surrogate_grad(surrogate)
     grad = lambda z: fn(z, alpha)  # noqa: E731  (alpha is a tensor: IM-Loss changes it between steps)
-    steps = list(_unroll(x, held, steps, theta, p))
-    acc_theta = torch.zeros_like(steps[0][0]) if wrt_theta else None
+    unrolled = list(_unroll(x, held, steps, theta, p))
+    acc_theta = torch.zeros_like(unrolled[0][0]) if wrt_theta else None
     grads_x: list[Tensor] = []
     grad_h = None  # ∂L/∂H[t+1]; ∂L/∂V[t] = a ∂L/∂H[t+1], zero after the last step
-    for t in range(len(steps) - 1, -1, -1):
-        (h, s), g = steps[t], grad_s[t]
+    for t in range(steps - 1, -1, -1):
+        (h, s), g = unrolled[t], grad_s[t]
         slopes = _slopes(h, theta, p, grad, wrt_theta)
         grad_next, grad_h = grad_h, g * slopes[0]
         if acc_theta is not None:
