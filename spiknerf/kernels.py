@@ -57,7 +57,7 @@ class CpuCompiled:
             self.compiled = torch.compile(self.fn, dynamic=self.dynamic)
         config, limit = torch._dynamo.config, torch._dynamo.config.recompile_limit
         try:
-            config.recompile_limit = self.variants  # set and restored by hand: config.patch costs 4x as much a call
+            config.recompile_limit = self.variants  # set and restored by hand: cheaper a call than config.patch
             return self.compiled(*args)
         except Exception as exc:  # inductor and its C++ toolchain fail in many ways; eager always works
             warnings.warn(f"compiling {self.fn.__name__} failed, running eager ({type(exc).__name__}: {exc})",
