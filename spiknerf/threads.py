@@ -269,6 +269,11 @@ def seconds_by_threads() -> dict[int, float]:
     return {} if _watch is None else dict(_watch.counts)
 
 
+def current() -> int | None:
+    """The thread count this process runs with now: an automatic run's latest (:func:`adapt`), else the choice's."""
+    return _watch.current if _watch is not None else chosen().threads
+
+
 def announce() -> None:
     """Print the threading on stderr, once a process: where a job's long work begins (not before its input is
     checked, so that a refusal stays one ``error:`` line)."""

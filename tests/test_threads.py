@@ -193,3 +193,33 @@ def test_only_an_automatic_run_adapts_and_only_from_the_jobs_own_thread(monkeypa
     assert threads._watch is None and torch.get_num_threads() == before
     with threads.held(threads.Threading(2, "--threads", "", "")):
         assert threads._watch is None
+
+
+def test_a_training_step_looks_at_the_load_before_it_computes(blender_scene, tmp_path, monkeypatch) -> None:
+    """The first look comes before the first step: a thread dropped then is dropped before the kernels compile,
+    not after (they would compile again for the new count)."""
+    from spiknerf.nerf import step
+
+    order: list[str] = []
+    monkeypatch.setattr(step.threads, "adapt", lambda: order.append("look"))
+    render = step.render_rays
+    monkeypatch.setattr(step, "render_rays", lambda *a, **k: (order.append("render"), render(*a, **k))[1])
+    data = blender_scene(splits={"train": 3, "test": 1}, size=(8, 8))
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--model",
+                 "teacher", "--video-frames", "0", "--threads", "1"]) == 0
+    renders = [i for i, what in enumerate(order) if what == "render"]  # the training steps (evaluating looks too)
+    assert len(renders) >= 2 and all(order[i - 1] == "look" for i in renders)
+
+
+def test_the_current_count_follows_the_watch() -> None:
+    watch = threads.LoadWatch(2, look=lambda: (0.0, 0.0), clock=lambda: 0.0, apply=lambda n: None,
+                              say=lambda text: None)
+    choice = threads.Threading(2, "automatic", "", "", adapts=True)
+    with threads.held(choice):
+        saved, threads._watch = threads._watch, watch
+        try:
+            watch.current = 1
+            assert threads.current() == 1
+        finally:
+            threads._watch = saved
+    assert threads.current() == threads.chosen().threads

@@ -76,7 +76,7 @@ class Estimate:
         bounded = sum(self.stages[stage] for stage in self.bounds)
         more = f", and at most {_duration(bounded)} more to render" if bounded else ""
         lines = [f"estimate: about {_duration(self.seconds)}{more}, on this machine with "
-                 f"{threads.chosen().threads} thread(s): {parts}"]
+                 f"{threads.current()} thread(s): {parts}"]
         if self.seconds > 60 * WARN_MINUTES:
             lines.append(f"warning: this run will take about {_duration(self.seconds)} on this machine; fewer "
                          "--steps, a larger --downscale, fewer --video-frames or the fast preset take less")

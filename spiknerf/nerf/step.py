@@ -238,6 +238,10 @@ def train_step(phase: Phase, field: nn.Module, batcher: Batcher, kd: Distillatio
     The frozen teacher's density and colour at the kept samples, the KD targets, come from that march
     (``render_rays``'s ``teacher``): its last reading of the teacher at those points, not a second one.
     """
+    # before the clock and the step: the first look (the loading before it) can drop a thread before the first
+    # step compiles the kernels, which would otherwise compile again for the new count; trial steps look too, so
+    # that two runs started together share the cores from their first step
+    threads.adapt()
     t0 = time.perf_counter()
     model, sampler = phase.model, phase.sampler
     model.train()
@@ -262,7 +266,6 @@ def train_step(phase: Phase, field: nn.Module, batcher: Batcher, kd: Distillatio
         phase.optimizer.step()
     phase.scheduler.step()
     seconds = time.perf_counter() - t0
-    threads.adapt()  # the run's trial steps too: two runs started together share the cores from their first step
     return StepResult(loss=loss.value, train_psnr=-10.0 * math.log10(max(loss.photo, 1e-10)), rays=loss.rays,
                       samples=loss.samples, samples_per_ray=loss.samples / max(loss.rays, 1), seconds=seconds,
                       points=out.points, directions=out.directions)
