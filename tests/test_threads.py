@@ -208,7 +208,7 @@ def test_a_training_step_looks_at_the_load_before_it_computes(blender_scene, tmp
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--model",
                  "teacher", "--video-frames", "0", "--threads", "1"]) == 0
     renders = [i for i, what in enumerate(order) if what == "render"]  # the training steps (evaluating looks too)
-    assert len(renders) >= 2 and all(order[i - 1] == "look" for i in renders)
+    assert order[0] == "look" and len(renders) >= 2 and all(i > 0 and order[i - 1] == "look" for i in renders)
 
 
 def test_the_current_count_follows_the_watch() -> None:
