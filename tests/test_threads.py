@@ -195,20 +195,24 @@ def test_only_an_automatic_run_adapts_and_only_from_the_jobs_own_thread(monkeypa
         assert threads._watch is None
 
 
-def test_a_training_step_looks_at_the_load_before_it_computes(blender_scene, tmp_path, monkeypatch) -> None:
-    """The first look comes before the first step: a thread dropped then is dropped before the kernels compile,
-    not after (they would compile again for the new count)."""
-    from spiknerf.nerf import step
+def test_a_training_step_and_a_rendered_chunk_look_at_the_load_before_they_compute(blender_scene, tmp_path,
+                                                                                     monkeypatch) -> None:
+    """The first look comes before the first step (and the first chunk of a render): a thread dropped then is
+    dropped before the kernels compile, not after (they would compile again for the new count)."""
+    from spiknerf.nerf import render, step
 
     order: list[str] = []
     monkeypatch.setattr(step.threads, "adapt", lambda: order.append("look"))
-    render = step.render_rays
-    monkeypatch.setattr(step, "render_rays", lambda *a, **k: (order.append("render"), render(*a, **k))[1])
+    for module, what in ((step, "step"), (render, "chunk")):
+        original = module.render_rays
+        monkeypatch.setattr(module, "render_rays",
+                            lambda *a, _f=original, _w=what, **k: (order.append(_w), _f(*a, **k))[1])
     data = blender_scene(splits={"train": 3, "test": 1}, size=(8, 8))
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "2", "--model",
                  "teacher", "--video-frames", "0", "--threads", "1"]) == 0
-    renders = [i for i, what in enumerate(order) if what == "render"]  # the training steps (evaluating looks too)
-    assert order[0] == "look" and len(renders) >= 2 and all(i > 0 and order[i - 1] == "look" for i in renders)
+    work = [i for i, what in enumerate(order) if what != "look"]
+    assert order[0] == "look" and {order[i] for i in work} == {"step", "chunk"}
+    assert all(i > 0 and order[i - 1] == "look" for i in work)
 
 
 def test_the_current_count_follows_the_watch() -> None:

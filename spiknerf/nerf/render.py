@@ -135,9 +135,9 @@ def render_chunks(field, sampler, origins: Tensor, dirs: Tensor, background: Ten
     for start in range(0, len(origins), chunk):
         sl = slice(start, start + chunk)
         vd = None if view_dirs is None else view_dirs[sl]
+        threads.adapt()  # before the chunk, as before a training step: a first drop comes before the first compile
         out = render_rays(field, sampler, origins[sl], dirs[sl], background, view_dirs=vd, shade=True)
         parts.append((out.rgb, out.depth, out.opacity))
         n_samples += len(out.samples)
-        threads.adapt()
     rgb, depth, opacity = (torch.cat(p) for p in zip(*parts, strict=True))
     return Image(rgb, depth, opacity, n_samples / max(len(origins), 1))
