@@ -76,8 +76,8 @@ def step_cost(args: argparse.Namespace, command: str) -> Results:
     threads.setup(args.threads)  # before torch loads
     from spiknerf.results.step_cost import step_costs
 
-    rows = step_costs(args.teacher, args.blocks, args.block_steps)
-    return Results(table="cpu_step_cost", rows=rows, settings={
+    rows, summary = step_costs(args.teacher, args.blocks, args.block_steps)
+    return Results(table="cpu_step_cost", rows=rows, summary=summary, settings={
         "teacher run": str(args.teacher), "threads": args.threads or "automatic", "blocks": args.blocks,
         "steps a block": args.block_steps}, **provenance(command))
 

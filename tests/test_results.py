@@ -17,6 +17,7 @@ from spiknerf.results import Results, load_results, load_table, write_results
 from spiknerf.results.docs import DOCS, blocks_in, generate, regenerate, unused_tables
 from spiknerf.results.measure import peak_rss_mb
 from spiknerf.results.reports import add_seeds, spiknerf_summary
+from spiknerf.results.step_cost import pair_ratios
 from spiknerf.results.tables import HEADLINE, TABLES
 
 
@@ -128,6 +129,21 @@ def test_spiknerf_summary_reads_the_right_rows_on_the_mean_over_seeds():
     assert s["spike_only_ternary_minus_binary_db"] == pytest.approx(1.1)
     assert s["default_run_wall_min"] == pytest.approx(10.0)
     assert "spike_only_ternary_minus_binary_db" not in spiknerf_summary(seed0[:4], 60.0)
+
+
+def test_step_cost_pairs_each_student_block_with_the_teacher_block_before_it(tmp_path):
+    # the machine slows down half way: pooled medians would mix its two speeds, each pair sees one
+    teacher, student = [40.0, 40.0, 60.0, 60.0, 60.0], [48.0, 52.0, 72.0, 78.0, 75.0]
+    s = pair_ratios(teacher, student)
+    assert s["pairs"] == 5 and s["pair_ratio_min"] == pytest.approx(1.2) and s["pair_ratio_max"] == pytest.approx(1.3)
+    assert s["pair_ratio_median"] == pytest.approx(1.25) and s["pair_ratio_q1"] <= 1.25 <= s["pair_ratio_q3"]
+    assert pair_ratios([40.0], [50.0]) == {}
+    rows = [{"phase": p, "steps": 5, "wall_ms": w, "cpu_ms": 2 * w, "samples_per_step": 1.0}
+            for p, w in (("teacher", 50.0), ("student", 65.0))]
+    write_results(results("cpu_step_cost", rows=rows, summary=s), tmp_path)
+    text = generate("<!-- results:cpu_step_cost -->\n<!-- /results -->\n", tmp_path)
+    assert "medians: 1.30 x in wall time" in text
+    assert "5 pairs): median 1.25 x, quartiles" in text and "from 1.20 to 1.30." in text
 
 
 def test_the_bench_driver_refuses_spike_only_rows_for_the_mlp_preset():

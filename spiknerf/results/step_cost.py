@@ -11,6 +11,11 @@ seconds (``time.process_time``: the CPU time of all its threads, which other
 processes on the machine do not inflate) are recorded. The first block of each
 compiles the kernels and is left out.
 
+The machine's speed drifts over minutes (a shared VM), more slowly than one
+pair of blocks takes, so each pair of adjacent blocks (a teacher's, then a
+student's) gives a ratio of its own: their spread says how far the pooled
+ratio can be trusted, and against which bound.
+
 A teacher step refreshes part of its occupancy grid every ``update_every``
 steps (one step in 16), a student step never (it marches its frozen teacher's
 grid). The median step leaves those refreshes out; the mean spreads them over
@@ -57,10 +62,10 @@ def _timed_block(phase: Phase, batcher: Batcher, kd: Distillation | None, steps:
         phase.advance(result)
 
 
-def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> list[dict]:
+def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> tuple[list[dict], dict]:
     """Rows for the teacher's and the student's steps: milliseconds of wall and of CPU time a step (medians and
     means over the timed steps) and samples a step; ``blocks`` blocks of ``block_steps`` steps of each, alternating, the
-    first of each not counted."""
+    first of each not counted. And a summary of the ratios of the block pairs (:func:`pair_ratios`)."""
     config = read_config(teacher_run)
     cfg = TrainConfig(data=config.data, downscale=config.downscale, background=config.background,
                       scene_kind=config.scene_kind, preset=config.preset, model="student", teacher=str(teacher_run))
@@ -78,13 +83,27 @@ def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> lis
     kd = Distillation(teacher.model, cfg.kd_sigma, cfg.kd_color)
     runs = {name: (phase, phase_batcher(phase, scene, device), distil, ([], [], []))
             for name, phase, distil in (("teacher", own, None), ("student", distilled, kd))}
+    block_medians: dict[str, list[float]] = {name: [] for name in runs}
     for block in range(blocks):
-        for phase, batcher, distil, (wall, cpu, samples) in runs.values():
+        for name, (phase, batcher, distil, (wall, cpu, samples)) in runs.items():
             if block == 0:  # compiling and warming up: not counted
                 _timed_block(phase, batcher, distil, block_steps, [], [], [])
             else:
                 _timed_block(phase, batcher, distil, block_steps, wall, cpu, samples)
-    return [{"phase": name, "steps": len(wall), "wall_ms": 1000 * statistics.median(wall),
+                block_medians[name].append(statistics.median(wall[-block_steps:]))
+    rows = [{"phase": name, "steps": len(wall), "wall_ms": 1000 * statistics.median(wall),
              "cpu_ms": 1000 * statistics.median(cpu), "wall_ms_mean": 1000 * statistics.mean(wall),
              "cpu_ms_mean": 1000 * statistics.mean(cpu), "samples_per_step": statistics.mean(samples)}
             for name, (_, _, _, (wall, cpu, samples)) in runs.items()]
+    return rows, pair_ratios(block_medians["teacher"], block_medians["student"])
+
+
+def pair_ratios(teacher: list[float], student: list[float]) -> dict:
+    """The spread of the ratios student block / teacher block over adjacent pairs of blocks (each block's median
+    step): their median, quartiles and extremes."""
+    ratios = sorted(s / t for t, s in zip(teacher, student, strict=True))
+    if len(ratios) < 2:
+        return {}
+    low, middle, high = statistics.quantiles(ratios, n=4, method="inclusive")
+    return {"pairs": len(ratios), "pair_ratio_median": middle, "pair_ratio_q1": low, "pair_ratio_q3": high,
+            "pair_ratio_min": ratios[0], "pair_ratio_max": ratios[-1]}

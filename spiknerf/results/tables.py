@@ -63,6 +63,12 @@ def _step_ratio(r: Results) -> list[str]:
         lines.append(f"Means (the teacher's grid refreshes spread over its steps): "
                      f"{number(s['wall_ms_mean'] / t['wall_ms_mean'], '.2f')} x in wall time, "
                      f"{number(s['cpu_ms_mean'] / t['cpu_ms_mean'], '.2f')} x in CPU time.")
+    pairs = r.summary
+    if pairs:
+        lines.append(f"Per pair of adjacent blocks (the student's block median over the teacher's, "
+                     f"{pairs['pairs']} pairs): median {number(pairs['pair_ratio_median'], '.2f')} x, quartiles "
+                     f"{number(pairs['pair_ratio_q1'], '.2f')} to {number(pairs['pair_ratio_q3'], '.2f')}, from "
+                     f"{number(pairs['pair_ratio_min'], '.2f')} to {number(pairs['pair_ratio_max'], '.2f')}.")
     return lines
 
 
