@@ -6,7 +6,10 @@ Per scene (lego at 100 x 100 from ../shared, and the built-in scene):
    timed end to end: its teacher is the ANN row and its student the ternary + KD row;
 2. ``--model student --no-kd`` with binary and with ternary neurons, the same number of steps;
 3. with ``--spike-only``, the same two students with ``--no-color-skip``: their colour branch reads the trunk's
-   spikes and the view direction, not the encoding again, so that colour as well as density passes through spikes.
+   spikes and the view direction, not the encoding again, so that colour as well as density passes through spikes;
+4. with ``--color-widths``, distilled ternary students of the default run's teacher whose spiking colour layers
+   have those widths (``--color-hidden``; the default is 64): what a narrower colour branch saves in energy per
+   sample, and what it costs in PSNR.
 
 Then the ``paper`` preset (the NeRF MLP of the paper, where spike-driven layers dominate) on lego for the energy
 per sample point. Each scene's rows go to ``docs/results/spiknerf_<preset>_<scene>.json``, the fast preset's
@@ -16,6 +19,7 @@ default runs (seed 0) also to ``spiknerf_default_run.json``; then the docs are r
     python scripts/bench_spiknerf.py --seeds 0 1 2                 # the PSNRs over three seeds
     python scripts/bench_spiknerf.py --only builtin --steps 1000   # a quicker look
     python scripts/bench_spiknerf.py --reuse --spike-only          # add the spike-only rows to a finished table
+    python scripts/bench_spiknerf.py --reuse --color-widths 48 32  # and narrower distilled students
     python scripts/bench_spiknerf.py --preset mlp --only lego-100  # the same rows with the mlp preset
 
 ``--preset mlp`` (a small NeRF MLP on the occupancy grid, every hidden layer of the student spiking, as in the
@@ -43,6 +47,7 @@ from spiknerf.results.reports import (
     TERNARY,
     add_seeds,
     default_run_row,
+    distilled_width_label,
     spiknerf_row,
     spiknerf_summary,
 )
@@ -80,9 +85,9 @@ SPIKE_ONLY = {"binary": SPIKE_ONLY_BINARY, "ternary": SPIKE_ONLY_TERNARY}  # the
 
 
 def bench_scene(name: str, runs: Path, preset: str, steps: int | None, seeds: list[int], reuse: bool,
-                spike_only: bool) -> tuple[list[dict], dict]:
+                spike_only: bool, widths: list[int]) -> tuple[list[dict], dict]:
     """The scene's rows, once per seed: the rows of the first seed, and every seed's PSNRs in ``info``."""
-    by_seed = {seed: scene_runs(name, runs / name / f"seed{seed}", preset, steps, seed, reuse, spike_only)
+    by_seed = {seed: scene_runs(name, runs / name / f"seed{seed}", preset, steps, seed, reuse, spike_only, widths)
                for seed in seeds}
     rows, info = by_seed[seeds[0]]
     add_seeds(rows, {seed: seed_rows for seed, (seed_rows, _) in by_seed.items()})
@@ -90,7 +95,7 @@ def bench_scene(name: str, runs: Path, preset: str, steps: int | None, seeds: li
 
 
 def scene_runs(name: str, runs: Path, preset: str, steps: int | None, seed: int, reuse: bool,
-               spike_only: bool) -> tuple[list[dict], dict]:
+               spike_only: bool, widths: list[int]) -> tuple[list[dict], dict]:
     base = (SCENES[name] + (["--preset", preset] if preset != "fast" else [])
             + (["--steps", str(steps)] if steps else []) + ["--seed", str(seed)])
     both = runs / "ann+ternary-kd"
@@ -108,12 +113,21 @@ def scene_runs(name: str, runs: Path, preset: str, steps: int | None, seed: int,
         spiknerf(["train", *base, "--model", "student", "--no-kd", "--neuron", neuron, "--no-color-skip",
                   "--video-frames", "0"], out, reuse)
         rows.append(spiknerf_row(label, block(out, "student"), teacher))
+    width_args = ["--model", "student", "--teacher", str(both), "--video-frames", "0"]
+    for width in widths:
+        out = runs / f"ternary-kd-color{width}"
+        spiknerf(["train", *base, *width_args, "--color-hidden", str(width)], out, reuse)
+        row = spiknerf_row(distilled_width_label(width), block(out, "student"), teacher)
+        rows.append(row | {"color_hidden": width})
     student_args = ["--model", "student", "--no-kd", "--neuron", "binary|ternary"]
     info = {"wall_default_run": wall, "metrics": json.loads((both / "metrics.json").read_text()), "commands": [
         "spiknerf train " + " ".join(base + ["--out", str(both)]),
         "spiknerf train " + " ".join(base + student_args + ["--out", "..."])]}
     if spike_only:
         info["commands"].append("spiknerf train " + " ".join(base + student_args + ["--no-color-skip", "--out", "..."]))
+    if widths:
+        width_args += ["--color-hidden", "W", "--out", "..."]
+        info["commands"].append("spiknerf train " + " ".join(base + width_args))
     return rows, info
 
 
@@ -163,11 +177,15 @@ def main() -> None:
                         "shows the first seed's runs, its summary the mean PSNRs over all seeds")
     parser.add_argument("--spike-only", action="store_true", help="also train binary and ternary students "
                         "with --no-color-skip (colour through spikes only) and report their PSNRs")
+    parser.add_argument("--color-widths", type=int, nargs="+", default=[], metavar="W", help="also distil ternary "
+                        "students with colour layers W wide from each default run's teacher (fast preset)")
     parser.add_argument("--runs", help="where the runs go (default: runs/bench-spiknerf, -mlp for --preset mlp)")
     parser.add_argument("--reuse", action="store_true", help="keep the finished runs already under --runs")
     args = parser.parse_args()
     if args.spike_only and args.preset != "fast":
         parser.error("--spike-only applies to the fast preset (its colour skip)")
+    if args.color_widths and args.preset != "fast":
+        parser.error("--color-widths applies to the fast preset (its colour branch)")
     runs = Path(args.runs or "runs/bench-spiknerf" + ("" if args.preset == "fast" else f"-{args.preset}"))
     if runs.exists() and not args.reuse:
         raise SystemExit(f"{runs} exists; remove it or pass another --runs")
@@ -176,8 +194,8 @@ def main() -> None:
     prov = provenance("python " + " ".join(["scripts/bench_spiknerf.py", *sys.argv[1:]]), conditions=CONDITIONS,
                       code=code)
     names = [n for n in (args.only or SCENES) if LEGO.is_dir() or n != "lego-100"]
-    results = {name: bench_scene(name, runs, args.preset, args.steps, args.seeds, args.reuse, args.spike_only)
-               for name in names}
+    results = {name: bench_scene(name, runs, args.preset, args.steps, args.seeds, args.reuse, args.spike_only,
+                                 args.color_widths) for name in names}
     paper = (bench_paper(runs, args.paper_steps, args.paper_teacher, args.reuse)
              if args.paper_steps and LEGO.is_dir() and args.preset == "fast" else None)
     write_tables(results, paper, args.preset, prov, args.steps)

@@ -129,6 +129,19 @@ def test_spiknerf_summary_reads_the_right_rows_on_the_mean_over_seeds():
     assert s["spike_only_ternary_minus_binary_db"] == pytest.approx(1.1)
     assert s["default_run_wall_min"] == pytest.approx(10.0)
     assert "spike_only_ternary_minus_binary_db" not in spiknerf_summary(seed0[:4], 60.0)
+    assert "kd_minus_teacher_db_by_color_hidden" not in s
+
+
+def test_spiknerf_summary_gives_each_narrower_students_difference_to_the_teacher(tmp_path):
+    rows = [row("ANN (teacher)", 33.0, 10), row("binary SNN, T=2", 32.0, 14), row("ternary SNN, T=2", 32.5, 15),
+            row("ternary SNN + KD, T=2", 32.9, 16), row("ternary SNN + KD, T=2, colour width 48", 32.8, 15)]
+    rows[-1]["color_hidden"] = 48
+    s = spiknerf_summary(rows, 60.0)
+    assert s["kd_minus_teacher_db"] == pytest.approx(-0.1)
+    assert s["kd_minus_teacher_db_by_color_hidden"] == {"48": pytest.approx(-0.2)}
+    write_results(results("spiknerf_fast_builtin", rows=rows, summary=s), tmp_path)
+    text = generate("<!-- results:spiknerf_fast_builtin -->\n<!-- /results -->\n", tmp_path)
+    assert "ternary + KD with colour width 48 minus teacher -0.20 dB" in text
 
 
 def test_step_cost_pairs_each_student_block_with_the_teacher_block_before_it(tmp_path):

@@ -67,6 +67,9 @@ def test_student_neurons_follow_the_run_config():
     assert legacy.skip_current is not None  # runs saved before --no-color-skip had the skip
     spike_only = fast.student(scene, StudentSettings(color_skip=False))
     assert spike_only.skip_current is None
+    narrow = fast.student(scene, StudentSettings(color_hidden=32))
+    assert (narrow.color1.fc.out_features, narrow.color2.fc.in_features, narrow.color_head.fc.in_features) == \
+        (32, 32, 32)
 
 
 def test_the_mlp_preset_trains_a_student_that_spikes_in_every_hidden_layer(tiny_scene, tmp_path):
@@ -84,10 +87,11 @@ def test_the_mlp_preset_trains_a_student_that_spikes_in_every_hidden_layer(tiny_
     assert "occupancy" in state["sampler"]  # marched through the occupancy grid, not coarse-to-fine
 
 
-def test_no_color_skip_is_refused_for_the_paper_preset(tmp_path, capsys):
-    args = ["train", "--preset", "paper", "--no-color-skip", "--out", str(tmp_path / "run"), "--dry-run"]
+@pytest.mark.parametrize("option", [["--no-color-skip"], ["--color-hidden", "32"]])
+def test_colour_branch_options_are_refused_for_the_paper_preset(tmp_path, capsys, option):
+    args = ["train", "--preset", "paper", *option, "--out", str(tmp_path / "run"), "--dry-run"]
     assert cli(args) == 2
-    assert "--no-color-skip applies to the fast preset" in capsys.readouterr().err
+    assert f"{option[0]} applies to the fast preset" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

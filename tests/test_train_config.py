@@ -26,7 +26,7 @@ TOPICS = {
     "data": ["--data", "--downscale", "--background", "--scene-kind"],
     "models": ["--preset", "--model", "--teacher"],
     "student neuron": ["--neuron", "--T", "--threshold", "--delta-v", "--reset", "--surrogate",
-                       "--learnable-threshold", "--no-color-skip"],
+                       "--learnable-threshold", "--color-hidden", "--no-color-skip"],
     "distillation": ["--no-kd", "--kd-sigma", "--kd-color"],
     "schedule and checkpoints": ["--batch", "--steps", "--seed", "--resume", "--checkpoint-seconds",
                                  "--checkpoint-steps", "--keep-checkpoints"],
@@ -79,6 +79,8 @@ def test_a_config_from_before_the_reset_option_keeps_the_neuron_it_trained():
     ({"version": CONFIG_VERSION, "student": {"T": 0}}, "--T must be in"),
     ({"version": CONFIG_VERSION, "student": [2]}, "student"),
     ({"version": CONFIG_VERSION, "preset": "paper", "student": {"color_skip": False}}, "--no-color-skip"),
+    ({"version": CONFIG_VERSION, "preset": "paper", "student": {"color_hidden": 32}}, "--color-hidden"),
+    ({"version": CONFIG_VERSION, "student": {"color_hidden": 0}}, "--color-hidden must be in"),
 ])
 def test_a_config_outside_every_layout_is_refused_naming_the_file(values, words):
     with pytest.raises(InputError, match="^run/config.json: ") as info:

@@ -41,6 +41,7 @@ from spiknerf.errors import InputError
 from spiknerf.json_input import expect_object, is_number, read_json
 from spiknerf.nerf.data import Scene, Split
 from spiknerf.nerf.metrics import psnr, ssim
+from spiknerf.nerf.presets import PRESETS
 from spiknerf.nerf.render import Image, render_chunks, render_rays
 from spiknerf.nerf.run import METRICS, choose_device, eval_background, load_model, open_scene, read_config
 from spiknerf.nerf.run_folder import hold_run
@@ -214,6 +215,8 @@ def evaluate_model(run: Path, phase: str, config: TrainConfig, scene: Scene, spl
     if phase == "student":
         block |= {"neuron": config.student.neuron, "T": config.student.T, "kd": config.kd,
                   "color_skip": config.student.color_skip}
+        if PRESETS[config.preset].has_color_branch:
+            block["color_hidden"] = config.student.color_hidden
     if folds:
         block["fold_offsets"] = {f"{v:g}": int(sum(int((c == v).sum()) for c in offsets.values()))
                                  for v in (0.0, 1.0, 2.0)}

@@ -63,7 +63,7 @@ class Preset:
     # teacher and student steps for a forward-facing capture, if not the same: a photo's ray marches more samples
     # than an object's, and the default job on one must fit the 2-core CPU's budget (issue 30)
     forward_steps: tuple[int, int] | None = None
-    has_color_skip: bool = False  # whether its student has the colour skip that --no-color-skip removes
+    has_color_branch: bool = False  # whether its student has the colour branch --color-hidden and --no-color-skip set
 
     def teacher(self, scene: Scene) -> nn.Module:
         """The ANN field."""
@@ -75,8 +75,10 @@ class Preset:
 
     def checks(self, settings: StudentSettings) -> list[tuple[bool, str]]:
         """(holds, what to say if not) for each student setting this preset's student must respect."""
-        message = "--no-color-skip applies to the fast preset's student only"
-        return [(settings.color_skip or self.has_color_skip, message)]
+        fast_only = "applies to the fast preset's student only"
+        return [(settings.color_skip or self.has_color_branch, f"--no-color-skip {fast_only}"),
+                (settings.color_hidden == StudentSettings.color_hidden or self.has_color_branch,
+                 f"--color-hidden {fast_only}")]
 
     def default_steps(self, phase: str, kind: str = "object") -> int:
         """Training steps of ``phase`` (teacher or student) on a scene of ``kind`` when ``--steps`` is not given."""
@@ -119,13 +121,14 @@ class Preset:
 class HashGridPreset(Preset):
     """A hash grid and a small MLP (Instant-NGP); its student keeps the grid and spikes in the MLP."""
 
-    has_color_skip: bool = True
+    has_color_branch: bool = True
 
     def teacher(self, scene: Scene) -> nn.Module:
         return NGPField(scene.aabb, max_resolution=grid_resolution(scene), contract=scene.unbounded)
 
     def student(self, scene: Scene, settings: StudentSettings) -> nn.Module:
-        return SpikingNGPField(scene.aabb, color_skip=settings.color_skip, max_resolution=grid_resolution(scene),
+        return SpikingNGPField(scene.aabb, color_hidden=settings.color_hidden, color_skip=settings.color_skip,
+                               max_resolution=grid_resolution(scene),
                                contract=scene.unbounded, **settings.layer_kwargs())
 
 

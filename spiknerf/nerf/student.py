@@ -32,6 +32,7 @@ from spiknerf.neurons.dynamics import MAX_COMPILED_STEPS
 
 NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
 MAX_T = 64  # a spiking layer holds T copies of its activations
+MAX_COLOR_HIDDEN = 1024
 
 
 @dataclass
@@ -56,6 +57,7 @@ class StudentSettings:
         "choices": RESETS, "help": "student membrane reset: soft (subtract θ·S: the residue carries) or hard (to 0)"})
     surrogate: str = field(default="atan", metadata={"choices": SURROGATES, "help": "student surrogate gradient"})
     learnable_threshold: bool = field(default=False, metadata={"help": "LTMD threshold tanh(w) per layer"})
+    color_hidden: int = field(default=64, metadata={"help": "fast student: width of its spiking colour layers"})
     color_skip: bool = field(default=True, metadata={
         "flag": "--no-color-skip", "help": "fast student: its colour branch reads the trunk's spikes and the view "
                                            "direction only, not the encoding again (less energy, less accuracy)"})
@@ -66,6 +68,8 @@ class StudentSettings:
             (1 <= self.T <= MAX_T, f"--T must be in 1..{MAX_T} (got {self.T})"),
             (0 < self.threshold < 1, f"--threshold must be in (0, 1) (got {self.threshold})"),
             (self.delta_v is None or self.delta_v > 0, f"--delta-v must be > 0 (got {self.delta_v})"),
+            (1 <= self.color_hidden <= MAX_COLOR_HIDDEN,
+             f"--color-hidden must be in 1..{MAX_COLOR_HIDDEN} (got {self.color_hidden})"),
         ]
 
     def layer_kwargs(self) -> dict[str, Any]:
@@ -83,8 +87,9 @@ class SpikingNGPField(nn.Module):
     by a constant current has only a handful of possible spike trains (five spike counts at most, see
     ``StudentSettings``), too coarse to carry fine colour on its own: in exploratory runs with the
     earlier hard reset the skip roughly halved the distilled student's gap to its teacher on both scenes.
-    A wider colour branch (``color_hidden``) narrows the gap further but spends the energy the spikes save:
-    at twice the width the lego student cost more energy per sample than its teacher, and a slower step.
+    The colour branch's width (``color_hidden``, ``--color-hidden``) trades accuracy for energy and step time
+    both ways: its two spiking layers are most of the student's work a sample (docs/benchmarks.md,
+    ``bench_spiknerf.py --color-widths``).
     The skip also carries position past the spikes, and so hides part of what ternary spikes add over
     binary ones. ``color_skip=False`` (``--no-color-skip``) leaves it out, so that colour as well as density
     passes through spikes: both students lose accuracy and spend less energy, binary more than ternary

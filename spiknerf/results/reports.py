@@ -132,6 +132,11 @@ SPIKE_ONLY_BINARY = "binary SNN, T=2, spike-only colour"
 SPIKE_ONLY_TERNARY = "ternary SNN, T=2, spike-only colour"
 
 
+def distilled_width_label(color_hidden: int) -> str:
+    """The row of a distilled ternary student whose colour layers are ``color_hidden`` wide (``--color-hidden``)."""
+    return f"{DISTILLED}, colour width {color_hidden}"
+
+
 def add_seeds(rows: list[dict[str, Any]], by_seed: dict[int, list[dict[str, Any]]]) -> None:
     """Give each row its PSNR per seed and their mean (rows matched by model)."""
     for row in rows:
@@ -142,7 +147,8 @@ def add_seeds(rows: list[dict[str, Any]], by_seed: dict[int, list[dict[str, Any]
 
 def spiknerf_summary(rows: list[dict[str, Any]], wall_seconds: float) -> dict[str, Any]:
     """PSNR differences on the mean over seeds (or the one run), the distilled student's step ratios, and the
-    whole default run's wall time."""
+    whole default run's wall time; for each narrower distilled student (a row with ``color_hidden``), its PSNR
+    difference to the teacher."""
     by = {r["model"]: r for r in rows}
 
     def psnr(model: str) -> float:
@@ -156,6 +162,9 @@ def spiknerf_summary(rows: list[dict[str, Any]], wall_seconds: float) -> dict[st
                "student_step_ratio_per_sample": student["us_per_sample"] / teacher["us_per_sample"]}
     if SPIKE_ONLY_BINARY in by and SPIKE_ONLY_TERNARY in by:
         summary["spike_only_ternary_minus_binary_db"] = psnr(SPIKE_ONLY_TERNARY) - psnr(SPIKE_ONLY_BINARY)
+    widths = {str(r["color_hidden"]): psnr(r["model"]) - psnr(TEACHER) for r in rows if "color_hidden" in r}
+    if widths:
+        summary["kd_minus_teacher_db_by_color_hidden"] = widths
     return summary
 
 

@@ -198,6 +198,8 @@ def _spiknerf_extra(r: Results) -> list[str]:
                  f"ternary minus binary {number(s['ternary_minus_binary_db'], '+.2f')} dB"]
         if "spike_only_ternary_minus_binary_db" in s:
             parts.append(f"with spike-only colour {number(s['spike_only_ternary_minus_binary_db'], '+.2f')} dB")
+        for width, diff in s.get("kd_minus_teacher_db_by_color_hidden", {}).items():
+            parts.append(f"ternary + KD with colour width {width} minus teacher {number(diff, '+.2f')} dB")
         parts.append(f"distilled student's step {number(s['student_step_ratio'], '.2f')}x the teacher's "
                      f"({number(s['student_step_ratio_per_sample'], '.2f')}x per sample)")
         lines += [f"Derived{over}: " + "; ".join(parts) + ". Whole default run (teacher, student, evaluation, "
