@@ -5,6 +5,7 @@
     python scripts/bench_cpu.py --only default-run    # the default run, timed by stage
     python scripts/bench_cpu.py --data DIR            # another scene
     python scripts/bench_cpu.py --only step-cost --teacher RUN    # student step against teacher step
+    python scripts/bench_cpu.py --only step-cost --teacher RUN --color-widths 32 48   # and narrower students
     python scripts/bench_cpu.py --only budgets --budgets 3500:2500 3000:2500   # quality for fewer steps
 
 Contention: each cell trains the fast preset's teacher for ``--steps`` steps in
@@ -76,10 +77,10 @@ def step_cost(args: argparse.Namespace, command: str) -> Results:
     threads.setup(args.threads)  # before torch loads
     from spiknerf.results.step_cost import step_costs
 
-    rows, summary = step_costs(args.teacher, args.blocks, args.block_steps)
+    rows, summary = step_costs(args.teacher, args.blocks, args.block_steps, tuple(args.color_widths))
     return Results(table="cpu_step_cost", rows=rows, summary=summary, settings={
         "teacher run": str(args.teacher), "threads": args.threads or "automatic", "blocks": args.blocks,
-        "steps a block": args.block_steps}, **provenance(command))
+        "steps a block": args.block_steps, "colour widths": args.color_widths}, **provenance(command))
 
 
 def budgets(args: argparse.Namespace, command: str) -> Results:
@@ -118,6 +119,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="step-cost: threads (0: spiknerf's automatic choice)")
     parser.add_argument("--blocks", type=int, default=6, help="step-cost: blocks of steps of each model")
     parser.add_argument("--block-steps", type=int, default=50, help="step-cost: steps a block")
+    parser.add_argument("--color-widths", type=int, nargs="*", default=[], metavar="W", help="step-cost: also "
+                        "students whose colour layers are W wide (--color-hidden), each in the same rounds")
     parser.add_argument("--budgets", nargs="+", default=["5000:3500"], help="budgets: TEACHER:STUDENT steps")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="budgets: the --seed of each candidate's "
                         "runs")

@@ -157,6 +157,10 @@ def test_step_cost_pairs_each_student_block_with_the_teacher_block_before_it(tmp
     text = generate("<!-- results:cpu_step_cost -->\n<!-- /results -->\n", tmp_path)
     assert "medians: 1.30 x in wall time" in text
     assert "5 pairs): median 1.25 x, quartiles" in text and "from 1.20 to 1.30." in text
+    s["by_color_hidden"] = {"48": pair_ratios(teacher, [44.0, 46.0, 66.0, 69.0, 66.0])}
+    write_results(results("cpu_step_cost", rows=rows, summary=s), tmp_path)
+    text = generate("<!-- results:cpu_step_cost -->\n<!-- /results -->\n", tmp_path)
+    assert "colour width 48, its blocks over the same round's teacher block: median 1.10 x" in text
 
 
 def test_the_bench_driver_refuses_spike_only_rows_for_the_mlp_preset():

@@ -62,10 +62,15 @@ def _timed_block(phase: Phase, batcher: Batcher, kd: Distillation | None, steps:
         phase.advance(result)
 
 
-def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> tuple[list[dict], dict]:
+def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50,
+               color_widths: tuple[int, ...] = ()) -> tuple[list[dict], dict]:
     """Rows for the teacher's and the student's steps: milliseconds of wall and of CPU time a step (medians and
     means over the timed steps) and samples a step; ``blocks`` blocks of ``block_steps`` steps of each, alternating, the
-    first of each not counted. And a summary of the ratios of the block pairs (:func:`pair_ratios`)."""
+    first of each not counted. And a summary of the ratios of the block pairs (:func:`pair_ratios`).
+
+    ``color_widths``: students whose colour layers have these widths (``--color-hidden``) take their blocks after
+    the default student's, each its own row (``student, colour width W``); the summary's ``by_color_hidden`` holds
+    the ratios of each one's blocks to the teacher's block of the same round."""
     config = read_config(teacher_run)
     cfg = TrainConfig(data=config.data, downscale=config.downscale, background=config.background,
                       scene_kind=config.scene_kind, preset=config.preset, model="student", teacher=str(teacher_run))
@@ -81,8 +86,14 @@ def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> tup
     distilled = build_phase("student", partial(preset.student, scene, cfg.student), scene,
                             dataclasses.replace(cfg, steps=steps), device, teacher)
     kd = Distillation(teacher.model, cfg.kd_sigma, cfg.kd_color)
+    phases = [("teacher", own, None), ("student", distilled, kd)]
+    for width in color_widths:
+        settings = dataclasses.replace(cfg.student, color_hidden=width)
+        phases.append((f"student, colour width {width}", build_phase(
+            "student", partial(preset.student, scene, settings), scene, dataclasses.replace(cfg, steps=steps),
+            device, teacher), kd))
     runs = {name: (phase, phase_batcher(phase, scene, device), distil, ([], [], []))
-            for name, phase, distil in (("teacher", own, None), ("student", distilled, kd))}
+            for name, phase, distil in phases}
     block_medians: dict[str, list[float]] = {name: [] for name in runs}
     for block in range(blocks):
         for name, (phase, batcher, distil, (wall, cpu, samples)) in runs.items():
@@ -95,7 +106,12 @@ def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50) -> tup
              "cpu_ms": 1000 * statistics.median(cpu), "wall_ms_mean": 1000 * statistics.mean(wall),
              "cpu_ms_mean": 1000 * statistics.mean(cpu), "samples_per_step": statistics.mean(samples)}
             for name, (_, _, _, (wall, cpu, samples)) in runs.items()]
-    return rows, pair_ratios(block_medians["teacher"], block_medians["student"])
+    summary = pair_ratios(block_medians["teacher"], block_medians["student"])
+    if color_widths and summary:
+        summary["by_color_hidden"] = {str(w): pair_ratios(block_medians["teacher"],
+                                                          block_medians[f"student, colour width {w}"])
+                                      for w in color_widths}
+    return rows, summary
 
 
 def pair_ratios(teacher: list[float], student: list[float]) -> dict:

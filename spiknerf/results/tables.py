@@ -69,6 +69,10 @@ def _step_ratio(r: Results) -> list[str]:
                      f"{pairs['pairs']} pairs): median {number(pairs['pair_ratio_median'], '.2f')} x, quartiles "
                      f"{number(pairs['pair_ratio_q1'], '.2f')} to {number(pairs['pair_ratio_q3'], '.2f')}, from "
                      f"{number(pairs['pair_ratio_min'], '.2f')} to {number(pairs['pair_ratio_max'], '.2f')}.")
+    for width, w in pairs.get("by_color_hidden", {}).items():
+        lines.append(f"A student with colour width {width}, its blocks over the same round's teacher block: median "
+                     f"{number(w['pair_ratio_median'], '.2f')} x, quartiles {number(w['pair_ratio_q1'], '.2f')} to "
+                     f"{number(w['pair_ratio_q3'], '.2f')}.")
     return lines
 
 
