@@ -228,6 +228,16 @@ def test_nir_graph_of_a_binary_student_simulates_to_the_same_spikes(binary_run, 
     assert np.all(lif.v_threshold < 0.25) and np.all(np.nextafter(lif.v_threshold, 1) == np.float32(0.25))
 
 
+def test_nir_graph_of_a_narrow_colour_branch_takes_the_runs_width(scene, tmp_path, capsys):
+    run = forge_run(tmp_path / "run", scene, {"neuron": "binary", "reset": "hard", "color_hidden": 16})
+    out = tmp_path / "student.nir"
+    text = run_cli(["export", "nir", "--run", str(run), "--points", "64", "--out", str(out)], capsys)
+    assert "round trip: identical" in text
+    graph = nir.read(out)
+    assert graph.nodes["color1"].tau.shape == graph.nodes["color2"].tau.shape == (16,)
+    assert graph.nodes["trunk"].tau.shape == (64,)
+
+
 @pytest.mark.parametrize("kind", ["ternary", "signed_ternary", "binary"])
 def test_a_soft_reset_neuron_in_nir_primitives_steps_as_ours(kind):
     """LI + Threshold per level + recurrent reset, simulated, against the student's own neuron equations."""

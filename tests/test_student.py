@@ -43,18 +43,20 @@ def test_each_neuron_trains_a_few_steps(tiny_scene, tmp_path, neuron):
     assert state["model"]["encoding.table"].abs().max() > 1e-3  # the table moved from its ±1e-4 init
 
 
-def test_a_spike_only_colour_branch_trains_and_evaluates_again(tiny_scene, tmp_path):
+def test_a_narrow_spike_only_colour_branch_trains_and_evaluates_again(tiny_scene, tmp_path):
     out = tmp_path / "run"
     args = ["train", "--data", str(tiny_scene), "--out", str(out), "--model", "student", "--no-kd",
-            "--no-color-skip", "--steps", "5", "--video-frames", "0", "--device", "cpu"]
+            "--no-color-skip", "--color-hidden", "8", "--steps", "5", "--video-frames", "0", "--device", "cpu"]
     assert cli(args) == 0
     state = load_checkpoint(out / "checkpoints" / "student-final.safetensors")
     assert not any(k.startswith("skip_current") for k in state["model"])
+    assert state["model"]["color1.fc.weight"].shape == (8, 64) and state["model"]["color2.fc.weight"].shape == (8, 8)
     first = json.loads((out / "metrics.json").read_text())["student"]
-    assert first["color_skip"] is False
-    assert cli(["eval", "--run", str(out)]) == 0  # rebuilt from config.json without the skip
+    assert first["color_skip"] is False and first["color_hidden"] == 8
+    assert cli(["eval", "--run", str(out)]) == 0  # rebuilt from config.json: no skip, 8 wide
     again = json.loads((out / "metrics.json").read_text())["student"]
-    assert again["color_skip"] is False and again["psnr"] == pytest.approx(first["psnr"], abs=1e-4)
+    assert (again["color_skip"], again["color_hidden"]) == (False, 8)
+    assert again["psnr"] == pytest.approx(first["psnr"], abs=1e-4)
 
 
 def test_student_neurons_follow_the_run_config():
