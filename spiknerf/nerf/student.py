@@ -32,7 +32,7 @@ from spiknerf.neurons.dynamics import MAX_COMPILED_STEPS
 
 NEURON_CHOICES = ("ternary", "binary", "signed-ternary")
 MAX_T = 64  # a spiking layer holds T copies of its activations
-MAX_COLOR_HIDDEN = 1024
+MAX_COLOR_HIDDEN = 1024  # a config.json may come from a stranger: it must not size layers past memory
 
 
 @dataclass
