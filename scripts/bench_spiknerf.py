@@ -126,8 +126,8 @@ def scene_runs(name: str, runs: Path, preset: str, steps: int | None, seed: int,
     if spike_only:
         info["commands"].append("spiknerf train " + " ".join(base + student_args + ["--no-color-skip", "--out", "..."]))
     if widths:
-        width_args += ["--color-hidden", "W", "--out", "..."]
-        info["commands"].append("spiknerf train " + " ".join(base + width_args))
+        shown = base + width_args + ["--color-hidden", "W", "--out", "..."]
+        info["commands"].append("spiknerf train " + " ".join(shown))
     return rows, info
 
 

@@ -83,15 +83,13 @@ def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50,
     own = Phase("teacher", copy.deepcopy(teacher.model).requires_grad_(True).train(),
                 copy.deepcopy(teacher.sampler), preset, steps, seed=0)
     own.step = getattr(own.sampler, "warmup_steps", 0)  # past the warm-up's whole-grid refreshes
-    distilled = build_phase("student", partial(preset.student, scene, cfg.student), scene,
-                            dataclasses.replace(cfg, steps=steps), device, teacher)
     kd = Distillation(teacher.model, cfg.kd_sigma, cfg.kd_color)
-    phases = [("teacher", own, None), ("student", distilled, kd)]
-    for width in color_widths:
-        settings = dataclasses.replace(cfg.student, color_hidden=width)
-        phases.append((f"student, colour width {width}", build_phase(
-            "student", partial(preset.student, scene, settings), scene, dataclasses.replace(cfg, steps=steps),
-            device, teacher), kd))
+    students = {"student": cfg.student} | {_width_name(w): dataclasses.replace(cfg.student, color_hidden=w)
+                                            for w in color_widths}
+    phases = [("teacher", own, None)] + [
+        (name, build_phase("student", partial(preset.student, scene, settings), scene,
+                           dataclasses.replace(cfg, steps=steps), device, teacher), kd)
+        for name, settings in students.items()]
     runs = {name: (phase, phase_batcher(phase, scene, device), distil, ([], [], []))
             for name, phase, distil in phases}
     block_medians: dict[str, list[float]] = {name: [] for name in runs}
@@ -108,10 +106,13 @@ def step_costs(teacher_run: Path, blocks: int = 6, block_steps: int = 50,
             for name, (_, _, _, (wall, cpu, samples)) in runs.items()]
     summary = pair_ratios(block_medians["teacher"], block_medians["student"])
     if color_widths and summary:
-        summary["by_color_hidden"] = {str(w): pair_ratios(block_medians["teacher"],
-                                                          block_medians[f"student, colour width {w}"])
+        summary["by_color_hidden"] = {str(w): pair_ratios(block_medians["teacher"], block_medians[_width_name(w)])
                                       for w in color_widths}
     return rows, summary
+
+
+def _width_name(color_hidden: int) -> str:
+    return f"student, colour width {color_hidden}"
 
 
 def pair_ratios(teacher: list[float], student: list[float]) -> dict:
