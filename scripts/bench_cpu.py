@@ -75,6 +75,9 @@ def step_cost(args: argparse.Namespace, command: str) -> Results:
     from spiknerf import threads
 
     threads.setup(args.threads)  # before torch loads
+    from spiknerf import denormals
+
+    denormals.flush()  # as the spiknerf command does, before torch's threads start
     from spiknerf.results.step_cost import step_costs
 
     rows, summary = step_costs(args.teacher, args.blocks, args.block_steps, tuple(args.color_widths))

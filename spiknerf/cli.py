@@ -12,7 +12,9 @@ fields as options.
 Every command takes ``--threads N`` (a job's own ``threads`` field, where it
 has one, else an option added here). The threading (:mod:`spiknerf.threads`)
 is set up before the job's module, and with it torch, is imported: OpenMP reads
-its wait settings only when it loads.
+its wait settings only when it loads. Denormal floats are flushed to zero
+(:mod:`spiknerf.denormals`) before torch does any work, so that every thread
+of the job has that mode.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import sys
 import typing
 from collections.abc import Iterator, Sequence
 
-from spiknerf import threads
+from spiknerf import denormals, threads
 from spiknerf.config import field_type, finite_float
 from spiknerf.errors import InputError
 
@@ -193,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _top_parser().parse_args(argv)
             return 2
         threads.setup(requested_threads(argv[len(path):]))
+        denormals.flush()  # torch loads here, before any parallel region starts OpenMP's threads
         module_name, cls_name = COMMANDS[path]
         job = import_job(module_name)
         cls = getattr(job, cls_name)
