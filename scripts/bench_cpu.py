@@ -76,11 +76,10 @@ def step_cost(args: argparse.Namespace, command: str) -> Results:
 
     threads.setup(args.threads)  # before torch loads
     from spiknerf import denormals
-
-    denormals.flush()  # as the spiknerf command does, before torch's threads start
     from spiknerf.results.step_cost import step_costs
 
-    rows, summary = step_costs(args.teacher, args.blocks, args.block_steps, tuple(args.color_widths))
+    with denormals.flushed():  # as the spiknerf command runs, from before torch's threads start
+        rows, summary = step_costs(args.teacher, args.blocks, args.block_steps, tuple(args.color_widths))
     return Results(table="cpu_step_cost", rows=rows, summary=summary, settings={
         "teacher run": str(args.teacher), "threads": args.threads or "automatic", "blocks": args.blocks,
         "steps a block": args.block_steps, "colour widths": args.color_widths}, **provenance(command))

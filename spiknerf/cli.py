@@ -12,9 +12,9 @@ fields as options.
 Every command takes ``--threads N`` (a job's own ``threads`` field, where it
 has one, else an option added here). The threading (:mod:`spiknerf.threads`)
 is set up before the job's module, and with it torch, is imported: OpenMP reads
-its wait settings only when it loads. Denormal floats are flushed to zero
-(:mod:`spiknerf.denormals`) before torch does any work, so that every thread
-of the job has that mode.
+its wait settings only when it loads. The job runs with denormal floats
+flushed to zero (:mod:`spiknerf.denormals`), set before it does any torch
+work, so that every thread of its process has that mode.
 """
 
 from __future__ import annotations
@@ -195,7 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             _top_parser().parse_args(argv)
             return 2
         threads.setup(requested_threads(argv[len(path):]))
-        denormals.flush()  # torch loads here, before any parallel region starts OpenMP's threads
         module_name, cls_name = COMMANDS[path]
         job = import_job(module_name)
         cls = getattr(job, cls_name)
@@ -219,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not launched():
                 getattr(cfg, "validate", lambda: None)()  # bad options are reported once, before any process starts
                 return launch(argv, cfg.nproc)
-        with threads.held(choice):
+        with threads.held(choice), denormals.flushed():  # before the job's first torch work
             code = job.main(cfg)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Denormal floats flushed to zero on the CPU, in every thread of the process.
+"""Denormal floats flushed to zero on the CPU while a spiknerf command runs.
 
 A float32 below about 1.2e-38 in magnitude is denormal, and x86 CPUs take a slow path for each
 operation that reads or writes one. Trained models hold a few: a frozen teacher's MLP weights, the
@@ -10,17 +10,35 @@ denormals-are-zero modes (``torch.set_flush_denormal``) treat them as 0: that ch
 1.2e-38 only, far under anything a loss, a density or a colour resolves, and Adam's second moment
 already underflows to 0 for gradients that small.
 
-The modes are per thread, and a new thread starts with its creator's: :func:`flush` must run before
-the process's first parallel region starts OpenMP's threads, which then all inherit them (threads
-started earlier keep their own and go on taking the slow path).
+The modes are per thread, and a new thread starts with its creator's. In a command's own process
+:func:`flushed` is entered before the job does any torch work, that is before the first parallel
+region starts OpenMP's threads, which then all inherit the modes. A caller that runs commands in
+its own process (the tests) has its threads started already: there the job's main thread flushes
+and the others do not, and the calling thread's mode is restored after.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-def flush() -> bool:
-    """Flush denormals to zero in this thread and every thread it starts from now on; False where the CPU
-    has no such mode (then nothing changes)."""
+
+def flushing() -> bool:
+    """Whether this thread flushes denormals now: half the smallest normal float32 comes out 0."""
     import torch
 
-    return torch.set_flush_denormal(True)
+    return bool(torch.tensor(torch.finfo(torch.float32).tiny) * 0.5 == 0)
+
+
+@contextmanager
+def flushed() -> Iterator[bool]:
+    """Run with denormals flushed to zero in this thread and the threads it starts meanwhile, yielding
+    whether the CPU has the modes (where it has not, nothing changes); this thread's mode is restored after."""
+    import torch
+
+    before = flushing()
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield supported
+    finally:
+        torch.set_flush_denormal(before)
