@@ -31,6 +31,31 @@ def test_every_thread_started_inside_flushes_denormals_to_zero(mode, kept):
     assert (int(out.stdout) > 0) == kept
 
 
+# The same product inside a job that the command runs in a fresh process of its own.
+_COMMAND_PROBE = """
+import dataclasses, types
+import torch
+from spiknerf import cli
+
+@dataclasses.dataclass
+class NoOptions:
+    pass
+
+def main(cfg):
+    x = torch.full((1 << 22,), 1e-39)
+    print(torch.get_num_threads(), int((x * 1.0).count_nonzero()))
+    return 0
+
+cli.import_job = lambda name: types.SimpleNamespace(EvalConfig=NoOptions, main=main)
+raise SystemExit(cli.main(["eval", "--threads", "2"]))
+"""
+
+
+def test_a_command_runs_its_job_with_every_thread_flushing():
+    out = subprocess.run([sys.executable, "-c", _COMMAND_PROBE], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "0"]
+
+
 @dataclass
 class _NoOptions:
     """A job without options."""
