@@ -269,6 +269,10 @@ def test_a_ternary_soft_student_round_trips_exactly(scene):
     assert report["identical"], report
     assert all(layer["spikes"] == 2 * 300 * layer_size for layer, layer_size in
                zip(report["layers"].values(), [128] * 5 + [64], strict=True))
+    head = graph.nodes["rgb_head"]  # a readout off by more than the order of its sums can explain
+    graph.nodes["rgb_head"] = nir.Affine(weight=head.weight, bias=head.bias + 1e-3)
+    off = round_trip(model, graph, points, dirs)
+    assert not off["identical"] and off["readout_max_abs_diff"]["rgb_head"] > 5e-4
 
 
 # --------------------------------------------------------------------------------------------- bad input

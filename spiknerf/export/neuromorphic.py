@@ -93,7 +93,8 @@ def round_trip(model: nn.Module, graph: nir.NIRGraph, points: Tensor, dirs: Tens
     """Spikes and readouts of ``graph`` simulated on ``points``/``dirs`` against the student's own.
 
     Per spiking layer: the fraction of spike values that are equal; per readout: the largest absolute difference
-    of its per-step outputs; ``identical``: every spike equal and every readout bit for bit.
+    of its per-step outputs; ``identical``: every spike equal, and every readout equal but for the order of its
+    sums (:func:`_summation_bound`).
     """
     model = model.cpu().eval()
     points, dirs = points.cpu().float(), dirs.cpu().float()
@@ -109,11 +110,17 @@ def round_trip(model: nn.Module, graph: nir.NIRGraph, points: Tensor, dirs: Tens
                             "spikes": int(ours[name].numel())}
             identical &= bool(equal.all())
         else:
-            diff = (sim[name] - ours[name]).abs()
-            readouts[name] = float(diff.max())
-            identical &= bool((sim[name] == ours[name]).all())
+            readouts[name] = float((sim[name] - ours[name]).abs().max())
+            identical &= readouts[name] <= _summation_bound(ours[name], module.fc.in_features)
     return {"points": len(points), "T": T, "layers": layers, "readout_max_abs_diff": readouts,
             "identical": identical}
+
+
+def _summation_bound(values: Tensor, fan_in: int) -> float:
+    """How far two float32 sums of the same ``fan_in`` products may differ by their order alone (fan_in x the
+    unit roundoff x the largest value). The student's readout takes its T steps as one product and the simulator
+    one step at a time; the BLAS blocks the two shapes differently, and on some CPUs their last bits differ."""
+    return fan_in * torch.finfo(torch.float32).eps * max(float(values.abs().max()), 1.0)
 
 
 def write_graph(graph: nir.NIRGraph, out: str | Path) -> None:
