@@ -448,7 +448,8 @@ TABLES: dict[str, TableSpec] = {
 
 
 def _idle_default_run(r: Results) -> str:
-    return number(r.rows[0]["wall_s"] / 60, ".1f") + " min"
+    # the machine in the cell: the same run takes minutes more or less on another CPU of two cores
+    return number(r.rows[0]["wall_s"] / 60, ".1f") + f" min ({r.machine.get('cpu', 'CPU not recorded')})"
 
 
 def _default_run_psnrs(r: Results) -> str:
