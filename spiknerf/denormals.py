@@ -8,7 +8,9 @@ and the evaluation and rendering of any trained model took it on every call
 (docs/notes/2026-11-29-cpu-threads.md, "Denormal floats"). The CPU's flush-to-zero and
 denormals-are-zero modes (``torch.set_flush_denormal``) treat them as 0: that changes values below
 1.2e-38 only, far under anything a loss, a density or a colour resolves, and Adam's second moment
-already underflows to 0 for gradients that small.
+already underflows to 0 for gradients that small. The modes govern the thread's double arithmetic as
+well, Python's own floats included: inside a command a number below 2.2e-308 in a scene's JSON reads
+as 0 (and is refused where 0 is).
 
 The modes are per thread, and a new thread starts with its creator's. In a command's own process
 :func:`flushed` is entered before the job does any torch work, that is before the first parallel

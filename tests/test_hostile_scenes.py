@@ -422,7 +422,9 @@ NGP_META = {
     "aabb-scale-negative": ({"aabb_scale": -2}, "aabb_scale must be positive"),
     "aabb-scale-zero": ({"aabb_scale": 0}, "aabb_scale must be positive"),
     "scale-negative": ({"scale": -0.33}, "scale must be positive"),
-    "scale-tiny": ({"scale": 1e-320}, "give no usable box"),
+    "scale-tiny": ({"scale": 1e-300}, "give no usable box"),
+    # a subnormal double: the command flushes denormals to zero (spiknerf.denormals), Python's floats too
+    "scale-subnormal": ({"scale": 1e-320}, "scale must be positive (got 0.0)"),
     "offset-nan": ({"offset": [float("nan"), 0, 0]}, "offset must be 3 finite numbers"),
     "offset-nested": ({"offset": [[[[[[[[[[1]]]]]]]]]]}, "offset must be 3 numbers"),
     "offset-huge": ({"offset": [1e308, 0, 0], "scale": 1e-10}, "give no usable box"),
