@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import trimesh
 
+from spiknerf import denormals
 from spiknerf.export.accuracy import builtin_surface, extent, mesh_samples, surface_distances
 from spiknerf.export.depth import DepthConfig, export_depth
 from spiknerf.export.mesh import MeshConfig, export_mesh
@@ -169,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     command = "python scripts/bench_export.py " + " ".join(sys.argv[1:] if argv is None else argv)
     code = code_version()
-    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+    # as the spiknerf command runs its exports: denormals flushed, from before torch's threads start
+    with denormals.flushed(), tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         work = Path(tmp)
         meshes = {}
         if "mesh" not in args.skip:

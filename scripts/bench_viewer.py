@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from spiknerf import denormals
 from spiknerf.results import Results, provenance, write_results
 from spiknerf.results.docs import regenerate
 
@@ -47,14 +48,17 @@ def speed(run: Path, seconds: float, threads: int) -> list[dict]:
     from spiknerf.viewer import app, models
     from spiknerf.viewer.timing import frame_rates
 
-    torch.set_num_threads(threads)
-    shown = models.open_run(run, torch.device("cpu"))
-    server = app.start_server("127.0.0.1", 0)
-    viewer = app.SpikingViewer(server, shown, Path(tempfile.mkdtemp()))
-    try:
-        return [frame_rates(viewer, name, moving_seconds=seconds) | {"threads": threads} for name in shown.names]
-    finally:
-        app.stop_server(server, viewer)
+    # as `spiknerf view` serves: denormals flushed, from before torch's threads and the server's start
+    with denormals.flushed():
+        torch.set_num_threads(threads)
+        shown = models.open_run(run, torch.device("cpu"))
+        server = app.start_server("127.0.0.1", 0)
+        viewer = app.SpikingViewer(server, shown, Path(tempfile.mkdtemp()))
+        try:
+            return [frame_rates(viewer, name, moving_seconds=seconds) | {"threads": threads}
+                    for name in shown.names]
+        finally:
+            app.stop_server(server, viewer)
 
 
 def train_once(setup: str, steps: int, out: Path) -> tuple[float, float]:
