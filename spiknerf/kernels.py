@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -37,12 +38,14 @@ class CpuCompiled:
     ``variants``: how many specialisations (dtypes, non-tensor arguments, ...) ``fn`` may compile before
     torch runs it eagerly; torch's own default (8) is too few for the neuron kinds, resets, surrogates and
     step counts that one process (the test suite, a benchmark) may use. ``dynamic``: ``True`` compiles every
-    size symbolic from the start (batch sizes vary); ``None`` lets torch make a size symbolic once it changes,
-    which is what a function differentiated through autograd.Functions needs (dynamo fails to trace their
-    backward with every size symbolic).
+    size symbolic from the start (batch sizes vary); ``"batch"`` compiles the first size of each tensor
+    argument symbolic from the first call and every other size static, which is what a function
+    differentiated through autograd.Functions needs (dynamo fails to trace their backward with every size
+    symbolic). Left to torch, it compiled such a function twice: for the first batch's size, then symbolic
+    once the size changed.
     """
 
-    def __init__(self, fn: Callable, variants: int = 8, dynamic: bool | None = True) -> None:
+    def __init__(self, fn: Callable, variants: int = 8, dynamic: bool | Literal["batch"] = True) -> None:
         self.fn = fn
         self.variants = variants
         self.dynamic = dynamic
@@ -54,7 +57,11 @@ class CpuCompiled:
         if not self.enabled or next(a for a in args if isinstance(a, Tensor)).is_cuda:
             return self.fn(*args)
         if self.compiled is None:
-            self.compiled = torch.compile(self.fn, dynamic=self.dynamic)
+            self.compiled = torch.compile(self.fn, dynamic=None if self.dynamic == "batch" else self.dynamic)
+        if self.dynamic == "batch":
+            for a in args:
+                if isinstance(a, Tensor) and a.dim():
+                    torch._dynamo.maybe_mark_dynamic(a, 0)
         config, limit = torch._dynamo.config, torch._dynamo.config.recompile_limit
         try:
             config.recompile_limit = self.variants  # set and restored by hand: cheaper a call than config.patch

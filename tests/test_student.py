@@ -245,6 +245,22 @@ def test_a_training_step_compiled_as_one_graph_matches_the_eager_layers(monkeypa
         torch.testing.assert_close(grads_c[name], grads_e[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
+def test_the_compiled_layers_compile_once_for_every_batch_size():
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+    if not student_module._ngp_layers_kernel.enabled:
+        pytest.skip("compiling is off (SPIKNERF_COMPILE=0)")
+    torch.manual_seed(6)
+    # widths no other test uses: the graphs this test adds are its own
+    student = SpikingNGPField(AABB, hidden=12, color_hidden=10, log2_table=12, max_resolution=64)
+    before = len(_debug_get_cache_entry_list(student_module._ngp_layers.__code__))
+    for n in (300, 301, 517):
+        x, d = torch.rand(n, 3) * 2 - 1, torch.nn.functional.normalize(torch.randn(n, 3), dim=-1)
+        sigma, rgb = student(x, d)
+        (sigma.sum() + rgb.sum()).backward()
+    assert len(_debug_get_cache_entry_list(student_module._ngp_layers.__code__)) == before + 1
+
+
 def test_only_a_training_step_runs_the_compiled_layers():
     student = SpikingNGPField(AABB, hidden=8, color_hidden=8, log2_table=12, max_resolution=64)
     eager, compiled = student_module._ngp_layers, student_module._ngp_layers_kernel

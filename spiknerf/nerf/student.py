@@ -184,10 +184,10 @@ def _ngp_layers(student: SpikingNGPField, e: Tensor, inside: Tensor, d: Tensor) 
 # The fast student's training step through its spiking layers, compiled as one graph: its linear layers,
 # neurons, readouts and their backward fuse into a few loops around the matmuls, where eager autograd runs each
 # op, and each neuron's fused node, as a call of its own (the student's step against the teacher's:
-# docs/benchmarks.md, "A busy machine"). dynamic=None: the batch size becomes symbolic once it changes. The
+# docs/benchmarks.md, "A busy machine"). The batch size is symbolic from the first call (``CpuCompiled``). The
 # NeRF students (mlp and paper presets) stay eager: their steps are bound by wide matmuls, and tracing their
 # deeper unrolled layers costs a short run more compile time than it saves; a long run's gain is not measured.
-_ngp_layers_kernel = CpuCompiled(_ngp_layers, dynamic=None)
+_ngp_layers_kernel = CpuCompiled(_ngp_layers, dynamic="batch")
 
 
 def _ngp_layers_for(student: SpikingNGPField) -> Callable:
