@@ -245,11 +245,14 @@ def test_a_training_step_compiled_as_one_graph_matches_the_eager_layers(monkeypa
         torch.testing.assert_close(grads_c[name], grads_e[name], rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_the_compiled_layers_compile_once_for_every_batch_size():
+def test_the_compiled_layers_compile_once_for_every_batch_size(monkeypatch):
     from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-    if not student_module._ngp_layers_kernel.enabled:
+    kernel = student_module._ngp_layers_kernel
+    if not kernel.enabled:
         pytest.skip("compiling is off (SPIKNERF_COMPILE=0)")
+    # room for this test's graph after those of the students that the suite trained before it
+    monkeypatch.setattr(kernel, "variants", kernel.variants + 8)
     torch.manual_seed(6)
     # widths no other test uses: the graphs this test adds are its own
     student = SpikingNGPField(AABB, hidden=12, color_hidden=10, log2_table=12, max_resolution=64)
