@@ -33,14 +33,14 @@ def flushing() -> bool:
 
 
 @contextmanager
-def flushed() -> Iterator[bool]:
-    """Run with denormals flushed to zero in this thread and the threads it starts meanwhile, yielding
-    whether the CPU has the modes (where it has not, nothing changes); this thread's mode is restored after."""
+def flushed() -> Iterator[None]:
+    """Run with denormals flushed to zero in this thread and the threads it starts meanwhile (where the CPU
+    has no such modes, nothing changes); this thread's mode is restored after."""
     import torch
 
     before = flushing()
-    supported = torch.set_flush_denormal(True)
+    torch.set_flush_denormal(True)
     try:
-        yield supported
+        yield
     finally:
         torch.set_flush_denormal(before)
